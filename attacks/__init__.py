@@ -1,0 +1,1 @@
+"""Probes: seeded, pure transformations of a pair's queries (option order, images, prompts, attacks)."""

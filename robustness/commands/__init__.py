@@ -1,0 +1,1 @@
+"""Sub-commands of the ``robustness`` CLI, one module each with ``main(argv) -> int``."""

@@ -1,0 +1,69 @@
+"""``robustness score``: score a predictions file against MediConfusion-format annotations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from robustness.data.mediconfusion import load_benchmark
+from robustness.metrics import RANDOM_GUESS, ScoreReport, score_pairs
+from robustness.predictions import complete_pairs, read_predictions
+from robustness.stats import bootstrap_cis
+
+TABLE_FORMAT = "{:<17} {:<10} {:<10} {:<17} {:<15} {:<15} {:<15} {:<15} {:<15}"
+TABLE_HEADER = ("Category", "Total", "Set acc.", "Individual acc.", "Confused acc.",
+                "Valid pairs", "Invalid acc.", "Precision", "Precision total")
+
+
+def format_table(report: ScoreReport) -> str:
+    """The official-style table: one row per category, then All (percentages to 2 decimals)."""
+    lines = [TABLE_FORMAT.format(*TABLE_HEADER)]
+    rows = list(report.per_category.items()) + [("All", report.overall)]
+    for name, m in rows:
+        lines.append(TABLE_FORMAT.format(
+            name, m.n, round(m.set_accuracy, 2), round(m.individual_accuracy, 2),
+            round(m.confusion, 2), m.valid_pairs, round(m.invalid_rate, 2),
+            round(m.precision, 2), m.unconfused_valid))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robustness score",
+        description="Score predictions (JSON Lines or official MediConfusion results) against "
+                    "annotations, with the official per-category weighting.")
+    parser.add_argument("predictions", help="JSON Lines ({pair_id, image, choice}) or an official "
+                                            "results file ({pair_id: {answer: {im1, im2}}})")
+    parser.add_argument("--annotations", required=True, metavar="DATASET_JSON",
+                        help="MediConfusion-format dataset.json")
+    parser.add_argument("--threshold", type=float, default=3.0,
+                        help="FF threshold tr for official results: A if A >= B + tr (default 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    benchmark = load_benchmark(args.annotations)
+    choices, fmt = read_predictions(args.predictions, threshold=args.threshold,
+                                    known_pairs={p.pair_id for p in benchmark})
+    predicted = set(complete_pairs(args.predictions, choices))
+    pairs = [p for p in benchmark if p.pair_id in predicted]
+    if len(pairs) < len(benchmark):
+        print(f"robustness score: note: {len(pairs)} of {len(benchmark)} pairs have predictions; "
+              "scoring those only", file=sys.stderr)
+    report = score_pairs(pairs, choices)
+    if args.json:
+        out = report.as_dict()
+        out["ci"] = bootstrap_cis([report.outcomes[p.pair_id] for p in pairs],
+                                  resamples=args.resamples, seed=args.seed)
+        out["n_pairs"] = len(pairs)
+        out["random_guess"] = RANDOM_GUESS
+        out["format"] = fmt
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_table(report))
+    return 0

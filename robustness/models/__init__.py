@@ -1,0 +1,1 @@
+"""Model adapters (Hugging Face, API providers), the answer cache and their shared interface."""
