@@ -67,7 +67,8 @@ class ImageCorruption(Probe):
         if not levels:
             raise ConfigError(f"probe {self.name}: severities is empty")
         for level in levels:
-            if isinstance(level, bool) or not isinstance(level, int) or level not in self.SEVERITIES:
+            valid = isinstance(level, int) and not isinstance(level, bool)
+            if not valid or level not in self.SEVERITIES:
                 raise ConfigError(f"probe {self.name}: severity {level!r} is not one of "
                                   f"{sorted(self.SEVERITIES)}")
         if len(set(levels)) != len(levels):
@@ -93,7 +94,8 @@ class ImageCorruption(Probe):
         if out.shape != pixels.shape and out.ndim == pixels.ndim + 1 and out.shape[-1] == 1:
             out = out[..., 0]
         if out.shape != pixels.shape:
-            raise RuntimeError(f"{self.name}: transform changed shape {pixels.shape} -> {out.shape}")
+            raise RuntimeError(f"{self.name}: transform changed shape {pixels.shape} -> "
+                               f"{out.shape}")
         if out.dtype != np.uint8:
             out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         return out
@@ -212,7 +214,7 @@ class Downscale(ImageCorruption):
 
 
 class Contrast(ImageCorruption):
-    """Contrast reduction about the image mean: x' = c·x + (1−c)·mean (flat, washed-out film)."""
+    """Contrast reduced about the mean: x' = c·x + (1−c)·mean (a flat, washed-out film)."""
 
     name = "contrast"
     SEVERITIES = {1: {"factor": 0.75}, 2: {"factor": 0.6}, 3: {"factor": 0.45},

@@ -118,8 +118,8 @@ class FewShot(Probe):
     Examples never come from the pair asked nor from any pair sharing an image with it (images
     recur across MediConfusion pairs). Selection is seeded by (probe name, pair id, base seed):
     both images of a pair get the same examples, and every run and model the same ones. With
-    ``balanced`` the displayed answers are ⌊k/2⌋ A and ⌊k/2⌋ B (the odd one drawn), in shuffled
-    order; each example pair supplies the image whose answer is the one wanted (a confusing
+    ``balanced`` the displayed answers are ⌊k/2⌋ A and ⌊k/2⌋ B (the odd one drawn), in
+    shuffled order; each example pair supplies the image whose answer is the one wanted (a confusing
     pair has one of each). ``match_category`` prefers pairs sharing a category with the one
     asked (falling back to all when too few). Images come from ``ctx.load_queries`` (the
     runner's loader, so probes on the clean images stay consistent) or the pair's image files.

@@ -72,7 +72,8 @@ def bench() -> Benchmark:
 
 @pytest.fixture
 def ctx(bench) -> ProbeContext:
-    return ProbeContext(benchmark=bench, seed=0, load_queries=lambda p: clean_queries(p, pixels_of(p)))
+    return ProbeContext(benchmark=bench, seed=0,
+                        load_queries=lambda p: clean_queries(p, pixels_of(p)))
 
 
 def queries_of(pair: Pair) -> tuple[Query, Query]:
@@ -123,7 +124,8 @@ def test_random_corruptions_depend_on_seed_and_image(name, bench, ctx):
     assert not np.array_equal(base, other_image)
     assert not np.array_equal(base, other_run)
     ctx1 = replace(ctx, seed=1)
-    a, b = run(probe, level(probe, 3), bench.pairs[1], ctx), run(probe, level(probe, 3), bench.pairs[1], ctx1)
+    a = run(probe, level(probe, 3), bench.pairs[1], ctx)
+    b = run(probe, level(probe, 3), bench.pairs[1], ctx1)
     assert a[0].image.digest != b[0].image.digest
 
 
@@ -211,7 +213,8 @@ def answer(q: Query, displayed: str | None, raw: dict | None = None) -> Answer:
 
 def both_orders(bench, ctx):
     clean = [q for p in bench.pairs for q in queries_of(p)]
-    swapped = [q for p in bench.pairs for q in run(OptionSwap(), OptionSwap().conditions()[0], p, ctx)]
+    swapped = [q for p in bench.pairs
+               for q in run(OptionSwap(), OptionSwap().conditions()[0], p, ctx)]
     return clean, swapped
 
 
@@ -299,14 +302,16 @@ def test_swap_images_moves_images_and_truths(bench, ctx):
 
 def test_swap_images_answer_follows_image(bench, ctx):
     clean_q = [q for p in bench.pairs for q in queries_of(p)]
-    probe_q = [q for p in bench.pairs for q in run(SwapImages(), SwapImages().conditions()[0], p, ctx)]
+    probe_q = [q for p in bench.pairs
+               for q in run(SwapImages(), SwapImages().conditions()[0], p, ctx)]
     oracle = lambda q: answer(q, q.correct)  # answers from the image: always its truth
     m = SwapImages().extra_metrics(None, [oracle(q) for q in clean_q], [oracle(q) for q in probe_q],
                                    probe_q)
     assert m["answer_follows_image"] == 100.0
     slot_bound = [answer(q, "A") if q.image_index == 1 else answer(q, "B") for q in probe_q]
     clean_slot = [answer(q, "A") if q.image_index == 1 else answer(q, "B") for q in clean_q]
-    assert SwapImages().extra_metrics(None, clean_slot, slot_bound, probe_q)["answer_follows_image"] == 0.0
+    m = SwapImages().extra_metrics(None, clean_slot, slot_bound, probe_q)
+    assert m["answer_follows_image"] == 0.0
 
 
 def test_same_image_duplicates_image_one(bench, ctx):
@@ -371,7 +376,8 @@ def test_strategy_probes_set_query_fields(bench, ctx):
     assert {q.strategy for q in cot} == {"cot"} and ChainOfThought().strategies() == {"cot"}
     persona = ExpertPersona(system_prompt="You are a neuroradiologist.")
     qs = run(persona, persona.conditions()[0], pair, ctx)
-    assert {(q.strategy, q.system_prompt) for q in qs} == {("persona", "You are a neuroradiologist.")}
+    assert {(q.strategy, q.system_prompt) for q in qs} == {
+        ("persona", "You are a neuroradiologist.")}
     for q, c in zip(cot + qs, queries_of(pair) * 2):
         assert (q.image.digest, q.options, q.correct) == (c.image.digest, c.options, c.correct)
     with pytest.raises(ConfigError):
@@ -410,8 +416,10 @@ def test_few_shot_never_uses_the_asked_pair_and_is_deterministic(bench, ctx):
             assert e.image.digest == pixels_of(ex)[image - 1].digest
         assert sorted(e.answer for e in q1.few_shot) == ["A", "A", "B", "B"]  # balanced
         again = run(probe, cond, pair, ctx)
-        assert [e.source_pair_id for e in again[0].few_shot] == [e.source_pair_id for e in q1.few_shot]
-    picks = {tuple(e.source_pair_id for e in run(probe, cond, p, ctx)[0].few_shot) for p in bench.pairs}
+        assert [e.source_pair_id for e in again[0].few_shot] == \
+            [e.source_pair_id for e in q1.few_shot]
+    picks = {tuple(e.source_pair_id for e in run(probe, cond, p, ctx)[0].few_shot)
+             for p in bench.pairs}
     assert len(picks) > 1  # seeded per pair, not one fixed set
     other_seed = replace(ctx, seed=5)
     assert any(run(probe, cond, p, ctx)[0].few_shot != run(probe, cond, p, other_seed)[0].few_shot
@@ -424,10 +432,10 @@ def test_few_shot_category_match_and_errors(bench, ctx):
         shots = run(probe, probe.conditions()[0], pair, ctx)[0].few_shot
         assert all("Cerebral" in bench.pair(e.source_pair_id).pair_categories for e in shots)
     with pytest.raises(ConfigError, match="k=9"):
-        FewShot(k=9).apply(FewShot(k=9).conditions()[0], bench.pairs[0], queries_of(bench.pairs[0]), ctx)
+        run(FewShot(k=9), FewShot(k=9).conditions()[0], bench.pairs[0], ctx)
     no_loader = ProbeContext(benchmark=bench, seed=0)
     with pytest.raises(ConfigError, match="images of other pairs"):
-        FewShot(k=1).apply(FewShot(k=1).conditions()[0], bench.pairs[1], queries_of(bench.pairs[1]), no_loader)
+        run(FewShot(k=1), FewShot(k=1).conditions()[0], bench.pairs[1], no_loader)
     with pytest.raises(ConfigError):
         FewShot(k=0)
 
@@ -462,7 +470,8 @@ def test_probe_list_composes_with_hydra(tmp_path):
     from hydra import compose, initialize_config_dir
 
     (tmp_path / "probe").symlink_to(PROBE_CONF, target_is_directory=True)
-    (tmp_path / "config.yaml").write_text("defaults:\n  - probe: [option_swap, gaussian_noise]\n  - _self_\n")
+    (tmp_path / "config.yaml").write_text(
+        "defaults:\n  - probe: [option_swap, gaussian_noise]\n  - _self_\n")
     with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
         cfg = compose("config", overrides=["probe=[option_swap,gaussian_noise,blend]",
                                            "probe.gaussian_noise.severities=[2,4]"])
