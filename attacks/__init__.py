@@ -33,6 +33,13 @@ PROBES: dict[str, str] = {
     "paraphrase": "attacks.prompting:Paraphrase",
 }
 
+# Gradient attacks are a separate kind (``attacks.adversarial.AdversarialAttack``): they need a
+# white-box gradient oracle from the runner, so they are not probes and have no probe config.
+ATTACKS: dict[str, str] = {
+    "fgsm": "attacks.adversarial:FGSM",
+    "pgd": "attacks.adversarial:PGD",
+}
+
 
 def probe_class(name: str) -> type:
     """The class of shipped probe ``name`` (imported on demand)."""

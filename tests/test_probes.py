@@ -491,3 +491,76 @@ def test_build_probes_names_from_keys_and_rejects_collisions():
     with pytest.raises(ConfigError, match="not a Probe"):
         build_probes({"x": {"_target_": "builtins.dict"}})
     assert build_probes(None) == []
+
+
+# ------------------------------------------------------- adversarial (separate kind)
+
+
+class LinearOracle:
+    """A toy white-box model: score(A) = w·x/255 + b, score(B) = 0; margin of the right answer."""
+
+    def __init__(self, shape, seed=0, bias=0.0):
+        self.w = np.random.default_rng(seed).normal(0, 1, shape)
+        self.b = bias
+        self.calls = 0
+
+    def score_a(self, pixels: np.ndarray) -> float:
+        return float((self.w * pixels).sum() / 255 + self.b)
+
+    def __call__(self, queries, images):
+        self.calls += 1
+        out = []
+        for q, img in zip(queries, images):
+            sign = 1.0 if q.correct == "A" else -1.0
+            out.append((sign * self.score_a(img), sign * self.w / 255))
+        return out
+
+
+def test_fgsm_takes_the_optimal_linf_step_and_stays_in_budget(bench, ctx):
+    from attacks.adversarial import FGSM
+
+    pair = bench.pairs[1]
+    clean = queries_of(pair)
+    oracle = LinearOracle(clean[0].image.pixels.shape)
+    attack = FGSM(eps=[2, 4])
+    assert [c.name for c in attack.conditions()] == ["fgsm@2", "fgsm@4"]
+    adv = attack.perturb(attack.conditions()[1], pair, clean, oracle, ctx)
+    for q, c in zip(adv, clean):
+        delta = q.image.pixels.astype(int) - c.image.pixels.astype(int)
+        assert np.abs(delta).max() <= 4 and q.image.pixels.dtype == np.uint8
+        assert (q.correct, q.label_map) == (c.correct, c.label_map)
+        before = oracle([c], [c.image.pixels.astype(float)])[0][0]
+        after = oracle([q], [q.image.pixels.astype(float)])[0][0]
+        interior = (c.image.pixels >= 4) & (c.image.pixels <= 251)
+        # a linear margin drops by eps·‖w‖₁ (over pixels the range does not clip)
+        assert before - after >= 4 * np.abs(oracle.w[interior]).sum() / 255 - 1e-6
+
+
+def test_pgd_is_seeded_bounded_and_flips_a_toy_model(bench, ctx):
+    from attacks.adversarial import PGD, AdversarialAttack
+
+    pair = bench.pairs[1]
+    clean = queries_of(pair)
+    shape = clean[0].image.pixels.shape
+    oracle = LinearOracle(shape, seed=3)
+    # a bias that makes the toy model right on image 1 (truth A) by a small margin
+    oracle.b = -oracle.score_a(clean[0].image.pixels.astype(float)) + 1.0
+    attack = PGD(eps=[2], steps=5, target="image1")
+    cond = attack.conditions()[0]
+    assert cond.params == {"eps": 2, "target": "image1", "steps": 5, "step_size": 0.25,
+                           "random_start": True}
+    a1, a2 = attack.perturb(cond, pair, clean, oracle, ctx)
+    assert a2.image.digest == clean[1].image.digest  # target=image1 leaves slot 2 alone
+    assert oracle.score_a(clean[0].image.pixels.astype(float)) > 0  # right before the attack
+    assert oracle.score_a(a1.image.pixels.astype(float)) < 0  # wrong after it
+    assert np.abs(a1.image.pixels.astype(int) - clean[0].image.pixels.astype(int)).max() <= 2
+    again = attack.perturb(cond, pair, clean, LinearOracle(shape, seed=3, bias=oracle.b), ctx)
+    assert again[0].image.digest == a1.image.digest
+    one_step = PGD(eps=[8], steps=1, step_size=0.1)
+    x = one_step.perturb(one_step.conditions()[0], pair, clean, oracle, ctx)
+    y = one_step.perturb(one_step.conditions()[0], pair, clean, oracle, replace(ctx, seed=1))
+    assert x[0].image.digest != y[0].image.digest  # the random start follows the run seed
+    assert not isinstance(attack, Probe) and isinstance(attack, AdversarialAttack)
+    for bad in ({"eps": [0]}, {"eps": [2, 2]}, {"steps": 0}, {"step_size": 2.0}):
+        with pytest.raises(ConfigError):
+            PGD(**bad)
