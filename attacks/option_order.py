@@ -16,8 +16,9 @@ from attacks.base import (Answers, Condition, Probe, ProbeContext, Queries, Quer
 from robustness.data.types import OPTION_LABELS, Choice, OptionLabel, Pair, other_label
 from robustness.modes.query import Answer, Query
 
-# Keys of ``Answer.raw`` that carry per-letter scores, keyed by *displayed* letter:
-# probabilities (GD), log-probabilities (GD) or log-likelihood scores of the option texts (PS).
+# Keys of ``Answer.raw`` that carry per-letter scores, keyed by *displayed* letter, as the
+# modes write them: GD ``letter_probs`` (softmax over the letters) and ``letter_logprobs``;
+# PS ``option_scores`` (normalised log-likelihoods of the option texts).
 PROBABILITY_KEYS = ("letter_probs",)
 LOG_SCORE_KEYS = ("letter_logprobs", "option_scores")
 
@@ -163,8 +164,9 @@ def pride_metrics(clean: Mapping[QueryKey, Answer], swapped: Mapping[QueryKey, A
     priors = []
     for lc, ls in per_image.values():
         logs = [(lc[d] + ls[d]) / 2 for d in (0, 1)]
-        total = math.exp(logs[0]) + math.exp(logs[1])
-        priors.append((math.exp(logs[0]) / total, math.exp(logs[1]) / total))
+        top = max(logs)  # normalise in log space: both can be tiny
+        weights = [math.exp(v - top) for v in logs]
+        priors.append((weights[0] / sum(weights), weights[1] / sum(weights)))
     prior = (sum(p[0] for p in priors) / len(priors), sum(p[1] for p in priors) / len(priors))
 
     truths: dict[QueryKey, OptionLabel] = {}
@@ -176,7 +178,7 @@ def pride_metrics(clean: Mapping[QueryKey, Answer], swapped: Mapping[QueryKey, A
         clean_map = (q.label_map[1], q.label_map[0])
         truths[key] = truth(q)
         observed[key] = clean_map[OPTION_LABELS.index(_argmax(lc))]
-        deb = (lc[0] - math.log(prior[0]), lc[1] - math.log(prior[1]))
+        deb = (lc[0] - math.log(max(prior[0], 1e-300)), lc[1] - math.log(max(prior[1], 1e-300)))
         debiased[key] = clean_map[OPTION_LABELS.index(_argmax(deb))]
         # option shown at clean position d sits at swapped position 1 - d
         avg = ((lc[0] + ls[1]) / 2, (lc[1] + ls[0]) / 2)

@@ -564,3 +564,12 @@ def test_pgd_is_seeded_bounded_and_flips_a_toy_model(bench, ctx):
     for bad in ({"eps": [0]}, {"eps": [2, 2]}, {"steps": 0}, {"step_size": 2.0}):
         with pytest.raises(ConfigError):
             PGD(**bad)
+
+
+def test_pride_survives_extreme_scores(bench, ctx):
+    clean_q, swap_q = both_orders(bench, ctx)
+    # the same option content in both orders, overwhelmingly: no position prior, no underflow
+    clean = [answer(q, "A", {"option_scores": {"A": 0.0, "B": -3000.0}}) for q in clean_q]
+    swapped = [answer(q, "B", {"option_scores": {"A": -3000.0, "B": 0.0}}) for q in swap_q]
+    m = OptionSwap().extra_metrics(OptionSwap().conditions()[0], clean, swapped, swap_q)
+    assert m["pride"]["prior"] == {"A": 0.5, "B": 0.5} and m["order_consistency"] == 100.0
