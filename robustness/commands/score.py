@@ -17,14 +17,19 @@ TABLE_HEADER = ("Category", "Total", "Set acc.", "Individual acc.", "Confused ac
 
 
 def format_table(report: ScoreReport) -> str:
-    """The official-style table: one row per category, then All (percentages to 2 decimals)."""
+    """The official-style table: one row per category, then All (percentages to 2 decimals).
+
+    Like the official ``print_score``, a row without valid pairs (or without valid unconfused
+    pairs) shows the integer ``0`` for confusion (precision), not ``0.0``.
+    """
     lines = [TABLE_FORMAT.format(*TABLE_HEADER)]
     rows = list(report.per_category.items()) + [("All", report.overall)]
     for name, m in rows:
+        confusion = round(m.confusion, 2) if m.valid_pairs > 0 else 0
+        precision = round(m.precision, 2) if m.unconfused_valid > 0 else 0
         lines.append(TABLE_FORMAT.format(
             name, m.n, round(m.set_accuracy, 2), round(m.individual_accuracy, 2),
-            round(m.confusion, 2), m.valid_pairs, round(m.invalid_rate, 2),
-            round(m.precision, 2), m.unconfused_valid))
+            confusion, m.valid_pairs, round(m.invalid_rate, 2), precision, m.unconfused_valid))
     return "\n".join(lines)
 
 
