@@ -209,6 +209,7 @@ class World:
     roco: Path
     cache: Path
     content: dict[str, bytes]  # the bytes each source serves, by local id
+    legacy_files: dict[str, bytes]  # what the legacy mirror serves, by path
 
     def argv(self, out: Path, *extra: str, roco: bool = True) -> list[str]:
         argv = ["--out", str(out), "--hf-endpoint", self.hub.url, "--cache-dir", str(self.cache),
@@ -261,7 +262,7 @@ def world(tmp_path, monkeypatch) -> World:
     servers = [Loopback(FakeHub(hub_files).route), Loopback(fake_bucket.route),
                Loopback(FakeStatic(legacy_files).route)]
     yield World(*servers, fake_bucket=fake_bucket, roco=roco, cache=tmp_path / "hub-cache",
-                content=content)
+                content=content, legacy_files=legacy_files)
     for server in servers:
         server.close()
 
@@ -500,3 +501,32 @@ def test_an_unreachable_bucket_is_given_up_quickly(world, tmp_path):
     assert sum("gave up after 3 attempts (ConnectError" in r for r in reasons) == 3
     assert any("unreachable (skipped after repeated connection failures)" in r for r in reasons)
     assert manifest(out)["images"]["104"]["source"] == "legacy"
+
+
+def test_annotations_from_a_local_folder_need_no_hub(world, tmp_path):
+    out = tmp_path / "mc"
+    assert download.main(world.argv(out)) == 0
+    world.hub.close()
+    local = tmp_path / "annotations"
+    local.mkdir()
+    for name in ("dataset.json", "image_dict.json"):
+        (local / name).write_bytes((out / name).read_bytes())
+    out2 = tmp_path / "mc2"
+    assert download.main(world.argv(out2, "--annotations-dir", str(local))) == 0
+    assert manifest(out2)["annotations"]["dataset.json"]["source"] == str((local / "dataset.json").resolve())
+    from robustness.errors import UserError
+
+    with pytest.raises(UserError, match="--annotations-dir: .*dataset.json does not exist"):
+        download.main(world.argv(tmp_path / "mc3", "--annotations-dir", str(tmp_path)))
+
+
+def test_a_broken_package_falls_through_to_the_next_source(world, tmp_path):
+    world.legacy_files[LEGACY_PATH] = tar_gz({"PMC300/fig-104.jpg": world.content["104"]})[:40]
+    out = tmp_path / "mc"
+    assert download.main(world.argv(out, "--sources", "bucket,legacy")) == 1
+    reason = manifest(out)["failures"]["104"]["reasons"]["legacy"]
+    assert "not a readable .tar.gz" in reason
+    (world.roco / roco_ref("104")).write_bytes(world.content["104"])
+    assert download.main(world.argv(out)) == 0
+    assert manifest(out)["images"]["104"]["source"] == "roco"
+    assert not list(out.glob("**/*.part")) and not (out / ".download-tmp").exists()

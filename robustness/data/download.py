@@ -154,6 +154,7 @@ def fetch_hub_file(filename: str, *, repo_id: str, revision: str, endpoint: str 
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
+        HFValidationError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -163,6 +164,9 @@ def fetch_hub_file(filename: str, *, repo_id: str, revision: str, endpoint: str 
     try:
         local = hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision,
                                 endpoint=endpoint, cache_dir=cache_dir, local_files_only=offline)
+    except HFValidationError as err:
+        raise UserError(f"--repo-id {repo_id!r} / --revision {revision!r}: "
+                        f"{_hub_error_message(err)}") from None
     except RevisionNotFoundError:
         raise UserError(f"--revision {revision!r}: no such revision of dataset {repo_id}") from None
     except RepositoryNotFoundError:
@@ -435,6 +439,10 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     manifest = Manifest(out)
     try:
         install_annotations(args, out, manifest)
