@@ -257,6 +257,37 @@ def test_official_file_against_run_dir_compares_clean(tmp_path, bench176, capsys
     assert code == 2 and "content hash" in err
 
 
+def test_jsonl_predictions_file_against_run_dir(tmp_path, bench176, capsys):
+    """A `robustness score`-style JSON Lines file is one clean condition (gold: --annotations)."""
+    base = clean_run(tmp_path / "base", bench176, 176, 120)
+    bench = load_benchmark(bench176)
+    choices = choices_for(bench, outcomes(176, both=100, one=76))
+    cand = tmp_path / "cand.jsonl"
+    cand.write_text("".join(json.dumps({"pair_id": pid, "image": img, "choice": c}) + "\n"
+                            for (pid, img), c in choices.items()))
+    code, out, err = gate(capsys, base, cand)  # no gold in the file, found via the run's path
+    assert code == 1
+    code, report = gate_json(capsys, base, cand, "--annotations", bench176)
+    assert code == 1 and by_name(report)["clean/set_accuracy"]["candidate"] == pytest.approx(
+        100 * 100 / 176, abs=0.01)
+
+
+def test_per_category_shift_checks_are_reported_only_by_default(tmp_path, bench176, capsys):
+    clean = {"outcomes": outcomes(176, both=120, one=56)}
+    base = write_run(tmp_path / "base", bench176, {
+        "clean": clean, "option_swap": {"outcomes": outcomes(176, both=115, one=61), "probe": SWAP}})
+    cand = write_run(tmp_path / "cand", bench176, {
+        "clean": clean, "option_swap": {"outcomes": outcomes(176, both=60, one=116), "probe": SWAP}})
+    cfg = tmp_path / "cats.yaml"
+    cfg.write_text("per_category:\n  conditions: all\n  metrics:\n    set_accuracy_shift: {}\n")
+    code, report = gate_json(capsys, base, cand, "--config", cfg)
+    shifts = [c for c in report["checks"] if c["category"] and c["kind"] == "shift"]
+    assert len(shifts) == len(load_benchmark(bench176).categories)
+    assert all(c["gating"] is False and c["condition"] == "option_swap" for c in shifts)
+    assert all(c["delta"] < -5 and c["status"] == "warn" for c in shifts)  # significant, info only
+    assert code == 1  # from the overall option_swap shift
+
+
 # ---------------------------------------------------------------- mismatches: exit 2
 
 def _mismatch(capsys, base: Path, cand: Path, *needles: str) -> None:
@@ -398,6 +429,24 @@ def test_bad_summary_fields(tmp_path, bench176, capsys, edit, needle):
     code, out, err = gate(capsys, base, cand)
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert str(cand / "summary.json") in err and needle in err
+
+
+def test_clean_gold_must_match_the_benchmark(tmp_path, bench176, capsys):
+    base = clean_run(tmp_path / "base", bench176, 176, 100)
+    cand = clean_run(tmp_path / "cand", bench176, 176, 100)
+    preds = cand / "predictions" / "clean.jsonl"
+    preds.write_text(preds.read_text().replace('"correct": "A"', '"correct": "B"', 1))
+    code, _, err = gate(capsys, base, cand)
+    assert code == 2 and "clean.jsonl: pair g0000 image 1: field 'correct' is B" in err
+
+
+def test_condition_names_must_be_file_names(tmp_path, bench176, capsys):
+    base = clean_run(tmp_path / "base", bench176, 176, 100)
+    summary = json.loads((base / "summary.json").read_text())
+    summary["conditions"]["../escape"] = {"probe": NOISE}
+    (base / "summary.json").write_text(json.dumps(summary))
+    code, _, err = gate(capsys, base, base)
+    assert code == 2 and "'conditions.../escape'" in err
 
 
 def test_bad_files(tmp_path, bench176, capsys):

@@ -89,7 +89,7 @@ class Check:
 def _round(value: float | None) -> float | None:
     if value is None or not np.isfinite(value):
         return None
-    return round(float(value), 2)
+    return round(float(value), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 @dataclass
@@ -209,6 +209,15 @@ def _gold(cond: ConditionPredictions, bench: Benchmark | None, notes: Sequence[s
         raise UserError(f"{cond.source}: records have no field 'correct' and the benchmark was not "
                         f"found{tried}; pass --annotations DATASET_JSON")
     return {pid: bench.pair(pid).correct for pid in cond.pair_ids}
+
+
+def _check_clean_gold(cond: ConditionPredictions, bench: Benchmark) -> None:
+    """Unperturbed records must carry the annotation's answers (else: a different benchmark)."""
+    for (pair_id, image), label in cond.gold.items():
+        truth = bench.pair(pair_id).correct[image - 1]
+        if label != truth:
+            raise UserError(f"{cond.source}: pair {pair_id} image {image}: field 'correct' is "
+                            f"{label} but {bench.source} says {truth}")
 
 
 def _check_same_pairs(name: str, base: ConditionPredictions, cand: ConditionPredictions) -> None:
@@ -486,6 +495,9 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
                  for side, run in (("baseline", base), ("candidate", cand))}
         _check_same_pairs(name, preds["baseline"], preds["candidate"])
         gold = {side: _gold(p, bench, bench_notes) for side, p in preds.items()}
+        if name == CLEAN and bench is not None:
+            for p in preds.values():
+                _check_clean_gold(p, bench)
         _check_same_gold(name, gold["baseline"], gold["candidate"])
         for side, p in preds.items():
             outcomes[(side, name)] = {

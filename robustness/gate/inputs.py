@@ -133,6 +133,9 @@ def _open_run_dir(path: Path) -> RunInput:
         prefix = f"conditions.{name}."
         if not isinstance(entry, dict):
             raise UserError(f"{summary_path}: field 'conditions.{name}' must be an object")
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise UserError(f"{summary_path}: field 'conditions.{name}': a condition name must be "
+                            "usable as a file name in predictions/")
         probe = _field(summary_path, entry, "probe", dict, prefix, required=name != CLEAN)
         if probe is not None:
             _field(summary_path, probe, "name", str, f"{prefix}probe.")

@@ -18,7 +18,7 @@ def _num(value: float | None, fmt: str = "{:.2f}") -> str:
 
 
 def _signed(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.2f}"
+    return "n/a" if value is None else f"{round(value, 2) + 0.0:+.2f}"  # never "-0.00"
 
 
 def _p(value: float | None) -> str:
@@ -29,7 +29,7 @@ def _p(value: float | None) -> str:
 
 def _ci(check: Check) -> str:
     lo, hi = check.ci
-    return "n/a" if lo is None or hi is None else f"[{lo:+.2f}, {hi:+.2f}]"
+    return "n/a" if lo is None or hi is None else f"[{_signed(lo)}, {_signed(hi)}]"
 
 
 def _side(result: GateResult, side: str) -> str:

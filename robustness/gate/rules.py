@@ -25,7 +25,9 @@ LEVEL_METRICS: dict[str, bool] = {
     "invalid_rate": False,
 }
 SHIFT_METRICS: dict[str, str] = {f"{m}_shift": m for m in LEVEL_METRICS}
-CATEGORY_METRICS: tuple[str, ...] = ("set_accuracy", "confusion")  # pair-level, official weighting
+# pair-level metrics (official category weighting); shifts apply to probe conditions only
+CATEGORY_METRICS: tuple[str, ...] = ("set_accuracy", "confusion", "set_accuracy_shift",
+                                     "confusion_shift")
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "gate"
 
@@ -194,8 +196,11 @@ class _Reader:
         return tuple(value)
 
     def metric_rules(self, raw: Any, key: str, base: Mapping[str, MetricRule],
-                     allowed: list[str] | tuple[str, ...] | dict[str, bool]) -> dict[str, MetricRule]:
-        """``{metric: {margin, gate}}``; a metric set to null or false is dropped."""
+                     allowed: list[str] | tuple[str, ...] | dict[str, bool],
+                     new: MetricRule = MetricRule()) -> dict[str, MetricRule]:
+        """``{metric: {margin, gate}}`` over ``base``; a metric set to null or false is dropped.
+
+        A metric not in ``base`` starts from ``new`` (per category: not gating)."""
         if not isinstance(raw, dict):
             raise self.error(key, "expected a mapping of metric -> {margin, gate}")
         rules = dict(base)
@@ -209,7 +214,7 @@ class _Reader:
             if not isinstance(spec, dict):
                 raise self.error(where, "expected {margin: POINTS, gate: true|false} or null")
             self.no_unknown(spec, {"margin", "gate"}, f"{where}.")
-            current = rules.get(metric, MetricRule())
+            current = rules.get(metric, new)
             margin = current.margin
             if "margin" in spec:
                 margin = self.number(spec["margin"], f"{where}.margin", low=0.0)
@@ -236,5 +241,5 @@ class _Reader:
                 metrics = {}
             else:
                 metrics = self.metric_rules(raw["metrics"], "per_category.metrics", base.metrics,
-                                            CATEGORY_METRICS)
+                                            CATEGORY_METRICS, new=MetricRule(5.0, False))
         return CategoryRules(conditions=conditions, metrics=metrics)
