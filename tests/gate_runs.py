@@ -92,7 +92,8 @@ def write_run(run_dir: Path, dataset: Path, conditions: Mapping[str, dict], *,
                 if with_correct:
                     rec["correct"] = pair.correct[image - 1]
                 records.append(rec)
-        (run_dir / "predictions" / f"{name}.jsonl").write_text(
+        safe = "".join(ch if ch.isalnum() or ch in "._-@=" else "_" for ch in name)  # as the runner
+        (run_dir / "predictions" / f"{safe}.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in records))
     summary = {
         "model": model, "mode": mode, "dataset": "synthetic", "n_pairs": len(bench),

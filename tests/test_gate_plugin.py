@@ -63,14 +63,18 @@ def test_regression_fails_the_test_with_the_gate_summary(isolated, runs):
     assert "Traceback" not in result.stdout.str()
 
 
-def test_improvement_passes_and_returns_the_result(isolated, runs):
+def test_improvement_passes_and_returns_the_result(isolated, runs, tmp_path):
     isolated.makepyfile(f"""
         def test_gate(robustness_gate):
-            result = robustness_gate({str(runs['better'])!r}, baseline={str(runs['base'])!r})
-            assert result.verdict == "pass"
+            result = robustness_gate({str(runs['better'])!r}, baseline={str(runs['base'])!r},
+                                     rules="strict", markdown={str(tmp_path / 'g.md')!r},
+                                     junit={str(tmp_path / 'g.xml')!r})
+            assert result.verdict == "pass" and result.rules.alpha == 0.1
             assert result.checks[0].delta > 0
     """)
     run_inner(isolated).assert_outcomes(passed=1)
+    assert "PASS" in (tmp_path / "g.md").read_text(encoding="utf-8")
+    assert (tmp_path / "g.xml").read_text().count("<testcase") > 2
 
 
 def test_noise_passes_with_a_gate_warning(isolated, runs):

@@ -133,9 +133,6 @@ def _open_run_dir(path: Path) -> RunInput:
         prefix = f"conditions.{name}."
         if not isinstance(entry, dict):
             raise UserError(f"{summary_path}: field 'conditions.{name}' must be an object")
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise UserError(f"{summary_path}: field 'conditions.{name}': a condition name must be "
-                            "usable as a file name in predictions/")
         probe = _field(summary_path, entry, "probe", dict, prefix, required=name != CLEAN)
         if probe is not None:
             _field(summary_path, probe, "name", str, f"{prefix}probe.")
@@ -180,12 +177,23 @@ def _read_gold(path: Path, choices: Mapping[ChoiceKey, Choice]) -> dict[ChoiceKe
     return gold
 
 
+def predictions_file(run_dir: Path, condition: str) -> Path:
+    """``predictions/<condition>.jsonl``; the runner replaces characters other than letters,
+    digits and ``._-@=`` with ``_`` in the file name (``blend w=0.5`` → ``blend_w=0.5.jsonl``)."""
+    safe = "".join(ch if ch.isalnum() or ch in "._-@=" else "_" for ch in condition)
+    folder = run_dir / "predictions"
+    exact = folder / f"{condition}.jsonl"
+    if safe != condition and "/" not in condition and "\\" not in condition and exact.is_file():
+        return exact
+    return folder / f"{safe}.jsonl"
+
+
 def load_condition(run: RunInput, name: str, *, known_pairs: Collection[str] | None,
                    threshold: float) -> ConditionPredictions:
     """Read the predictions of condition ``name`` (cached on ``run``)."""
     if name in run.conditions:
         return run.conditions[name]
-    source = run.path / "predictions" / f"{name}.jsonl" if run.kind == "run" else run.path
+    source = predictions_file(run.path, name) if run.kind == "run" else run.path
     choices, fmt = read_predictions(source, threshold=threshold, known_pairs=known_pairs)
     if run.kind == "run" and fmt != "jsonl":
         raise UserError(f"{source}: expected JSON Lines prediction records")

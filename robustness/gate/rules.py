@@ -116,7 +116,15 @@ def load_rules(config: str | Path | None = None) -> GateRules:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of gate settings")
-    return rules_from_mapping(raw, source=str(path))
+    return rules_from_mapping(raw, source=_shown(path))
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (shorter reports)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def rules_from_mapping(raw: Mapping[str, Any], *, source: str = "mapping",
