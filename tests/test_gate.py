@@ -288,6 +288,26 @@ def test_per_category_shift_checks_are_reported_only_by_default(tmp_path, bench1
     assert code == 1  # from the overall option_swap shift
 
 
+@pytest.mark.real_data
+def test_official_files_on_the_real_benchmark_match_official_scoring(tmp_path, real_annotations,
+                                                                      capsys):
+    bench = load_benchmark(real_annotations)
+    n = len(bench)
+    base_codes = outcomes(n, both=n // 2, one=n - n // 2)
+    cand_codes = outcomes(n, both=n // 2 - 30, one=n - n // 2 + 10, none=20)
+    base = write_official(tmp_path / "base.json", bench, base_codes)
+    cand = write_official(tmp_path / "cand.json", bench, cand_codes)
+    code, report = gate_json(capsys, base, cand, "--annotations", real_annotations)
+    official = score_pairs(bench, choices_for(bench, cand_codes))
+    checks = by_name(report)
+    assert checks["clean/set_accuracy"]["candidate"] == pytest.approx(
+        official.overall.set_accuracy, abs=0.01)
+    for cat, metrics in official.per_category.items():
+        assert checks[f"clean/set_accuracy/{cat}"]["candidate"] == pytest.approx(
+            metrics.set_accuracy, abs=0.01)
+    assert code == 1 and checks["clean/set_accuracy"]["status"] == "fail"
+
+
 # ---------------------------------------------------------------- mismatches: exit 2
 
 def _mismatch(capsys, base: Path, cand: Path, *needles: str) -> None:
@@ -344,6 +364,16 @@ def test_mismatch_different_conditions_and_config_selection(tmp_path, bench176, 
     only_clean.write_text("conditions: [clean]\n")
     code, report = gate_json(capsys, base, cand, "--config", only_clean)
     assert code == 0 and report["conditions"] == ["clean"]
+
+
+def test_mismatch_different_prompting_strategies(tmp_path, bench176, capsys):
+    base = clean_run(tmp_path / "base", bench176, 176, 100)
+    cand = clean_run(tmp_path / "cand", bench176, 176, 100)
+    for run, prompt in ((base, "direct"), (cand, "cot")):
+        summary = json.loads((run / "summary.json").read_text())
+        summary["prompt"] = prompt
+        (run / "summary.json").write_text(json.dumps(summary))
+    _mismatch(capsys, base, cand, "prompting strategies", "direct", "cot")
 
 
 def test_mismatch_different_seeds(tmp_path, bench176, capsys):

@@ -157,6 +157,9 @@ def compared_conditions(base: RunInput, cand: RunInput, rules: GateRules,
     if base.mode and cand.mode and base.mode != cand.mode:
         raise UserError(f"runs used different answering modes: baseline {base.mode}, "
                         f"candidate {cand.mode}")
+    if base.prompt and cand.prompt and base.prompt != cand.prompt:
+        raise UserError(f"runs used different prompting strategies: baseline {base.prompt}, "
+                        f"candidate {cand.prompt}")
     if base.seed is not None and cand.seed is not None and base.seed != cand.seed:
         raise UserError(f"runs used different seeds (probe perturbations differ): baseline "
                         f"{base.seed}, candidate {cand.seed}")

@@ -43,6 +43,7 @@ class RunInput:
     kind: InputKind
     model: str | None = None
     mode: str | None = None
+    prompt: str | None = None  # the run's base prompting strategy (e.g. direct, cot)
     dataset: str | None = None
     seed: int | None = None
     benchmark_name: str | None = None
@@ -63,7 +64,7 @@ class RunInput:
     def describe(self) -> dict[str, Any]:
         """Provenance for the JSON, markdown and JUnit outputs."""
         return {"path": str(self.path), "kind": self.kind, "model": self.model, "mode": self.mode,
-                "seed": self.seed, "benchmark": self.benchmark_name}
+                "prompt": self.prompt, "seed": self.seed, "benchmark": self.benchmark_name}
 
 
 def normalise_hash(value: str) -> str:
@@ -145,6 +146,7 @@ def _open_run_dir(path: Path) -> RunInput:
         kind="run",
         model=_field(summary_path, summary, "model", str, required=False),
         mode=_field(summary_path, summary, "mode", str),
+        prompt=_field(summary_path, summary, "prompt", str, required=False),
         dataset=_field(summary_path, summary, "dataset", str, required=False),
         seed=seed,
         benchmark_name=_field(summary_path, bench, "name", str, "benchmark.", required=False),
