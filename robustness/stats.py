@@ -109,7 +109,8 @@ def bootstrap_contrast_ci(terms: Sequence[tuple[float, Sequence[float], Sequence
     a difference in differences (e.g. the change of a probe's shift between two models).
     Resamples where a denominator sums to zero are dropped.
     """
-    arrays = [(float(c), np.asarray(n, dtype=float), np.asarray(d, dtype=float)) for c, n, d in terms]
+    arrays = [(float(c), np.asarray(n, dtype=float), np.asarray(d, dtype=float))
+              for c, n, d in terms]
     sizes = {a.size for _, n, d in arrays for a in (n, d)}
     if len(sizes) != 1:
         raise ValueError("all terms need per-pair arrays of the same length")

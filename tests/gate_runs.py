@@ -37,7 +37,8 @@ def write_benchmark(folder: Path, n_pairs: int = 176, prefix: str = "g") -> Path
 
 
 def choices_for(bench: Benchmark, outcomes: Sequence[str],
-                gold: Mapping[str, tuple[str, str]] | None = None) -> dict[tuple[str, int], str | None]:
+                gold: Mapping[str, tuple[str, str]] | None = None
+                ) -> dict[tuple[str, int], str | None]:
     """Choices producing ``outcomes[i]`` for the i-th pair (gold from ``gold`` or the benchmark)."""
     choices: dict[tuple[str, int], str | None] = {}
     for pair, code in zip(bench.pairs, outcomes, strict=True):
@@ -80,8 +81,9 @@ def write_run(run_dir: Path, dataset: Path, conditions: Mapping[str, dict], *,
         if name == "clean":
             clean_report = report
         elif clean_report is not None:
-            entry["shift"] = {k: round(getattr(report.overall, k) - getattr(clean_report.overall, k), 2)
-                              for k in ("set_accuracy", "individual_accuracy", "confusion")}
+            entry["shift"] = {
+                k: round(getattr(report.overall, k) - getattr(clean_report.overall, k), 2)
+                for k in ("set_accuracy", "individual_accuracy", "confusion")}
         summary_conditions[name] = entry
         records = []
         for pair in pairs:

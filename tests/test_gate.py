@@ -13,7 +13,7 @@ from robustness.cli import main as cli_main
 from robustness.data.mediconfusion import load_benchmark
 from robustness.metrics import score_pairs
 from robustness.stats import mcnemar_exact
-from tests.gate_runs import (BOTH, INVALID, NONE, ONE, choices_for, outcomes, swapped_gold,
+from tests.gate_runs import (BOTH, ONE, choices_for, outcomes, swapped_gold,
                              write_benchmark, write_official, write_run)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,8 @@ def test_probe_shift_regression_fails_while_clean_is_equal(tmp_path, bench176, c
     # same clean answers; under option_swap the baseline loses 5 pairs, the candidate 30
     clean = {"outcomes": outcomes(176, both=120, one=56)}
     base = write_run(tmp_path / "base", bench176, {
-        "clean": clean, "option_swap": {"outcomes": outcomes(176, both=115, one=61), "probe": SWAP}})
+        "clean": clean,
+        "option_swap": {"outcomes": outcomes(176, both=115, one=61), "probe": SWAP}})
     cand = write_run(tmp_path / "cand", bench176, {
         "clean": clean, "option_swap": {"outcomes": outcomes(176, both=90, one=86), "probe": SWAP}})
     code, report = gate_json(capsys, base, cand)
@@ -165,7 +166,8 @@ def test_margin_and_gating_are_settable(tmp_path, bench176, capsys):
     base = clean_run(tmp_path / "base", bench176, 176, 120)
     cand = clean_run(tmp_path / "cand", bench176, 176, 100)  # -11.36 pp, significant
     wide = tmp_path / "wide.yaml"
-    wide.write_text("clean:\n  set_accuracy: {margin: 15}\n  confusion: {gate: false, margin: 15}\n")
+    wide.write_text("clean:\n  set_accuracy: {margin: 15}\n"
+                    "  confusion: {gate: false, margin: 15}\n")
     code, report = gate_json(capsys, base, cand, "--config", wide)
     assert code == 0 and by_name(report)["clean/set_accuracy"]["status"] == "pass"
     off = tmp_path / "off.yaml"
@@ -275,9 +277,11 @@ def test_jsonl_predictions_file_against_run_dir(tmp_path, bench176, capsys):
 def test_per_category_shift_checks_are_reported_only_by_default(tmp_path, bench176, capsys):
     clean = {"outcomes": outcomes(176, both=120, one=56)}
     base = write_run(tmp_path / "base", bench176, {
-        "clean": clean, "option_swap": {"outcomes": outcomes(176, both=115, one=61), "probe": SWAP}})
+        "clean": clean,
+        "option_swap": {"outcomes": outcomes(176, both=115, one=61), "probe": SWAP}})
     cand = write_run(tmp_path / "cand", bench176, {
-        "clean": clean, "option_swap": {"outcomes": outcomes(176, both=60, one=116), "probe": SWAP}})
+        "clean": clean,
+        "option_swap": {"outcomes": outcomes(176, both=60, one=116), "probe": SWAP}})
     cfg = tmp_path / "cats.yaml"
     cfg.write_text("per_category:\n  conditions: all\n  metrics:\n    set_accuracy_shift: {}\n")
     code, report = gate_json(capsys, base, cand, "--config", cfg)
@@ -445,7 +449,8 @@ def test_per_category_gating_without_benchmark_is_an_error(tmp_path, capsys):
     (lambda s: s.pop("mode"), "missing field 'mode'"),
     (lambda s: s["conditions"].pop("clean"), "'conditions.clean'"),
     (lambda s: s["conditions"]["noise"].pop("probe"), "'conditions.noise.probe'"),
-    (lambda s: s["conditions"]["noise"]["probe"].update(params=[1]), "'conditions.noise.probe.params'"),
+    (lambda s: s["conditions"]["noise"]["probe"].update(params=[1]),
+     "'conditions.noise.probe.params'"),
     (lambda s: s.update(seed="zero"), "field 'seed' must be int"),
 ])
 def test_bad_summary_fields(tmp_path, bench176, capsys, edit, needle):
@@ -475,7 +480,8 @@ def test_condition_names_map_to_the_runners_file_names(tmp_path, bench176, capsy
     clean = {"outcomes": outcomes(176, both=100, one=76)}
     probe = {"name": "blend", "params": {"weight": 0.5}}
     runs = [write_run(tmp_path / side, bench176, {
-        "clean": clean, "blend w/0.5": {"outcomes": outcomes(176, both=90, one=86), "probe": probe}})
+        "clean": clean,
+        "blend w/0.5": {"outcomes": outcomes(176, both=90, one=86), "probe": probe}})
         for side in ("base", "cand")]
     assert (runs[0] / "predictions" / "blend_w_0.5.jsonl").is_file()
     code, report = gate_json(capsys, *runs)

@@ -84,7 +84,8 @@ def test_noise_passes_with_a_gate_warning(isolated, runs):
     """)
     result = run_inner(isolated)
     result.assert_outcomes(passed=1, warnings=2)  # set accuracy and confusion
-    result.stdout.fnmatch_lines(["*GateWarning: robustness gate: clean/set_accuracy*not significant*"])
+    result.stdout.fnmatch_lines(
+        ["*GateWarning: robustness gate: clean/set_accuracy*not significant*"])
 
 
 def test_paths_from_command_line_options_and_ini(isolated, runs, tmp_path):

@@ -514,7 +514,8 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
     comp = _Comparison(rules, bench, order, outcomes)
     checks = _build_checks(comp, conditions, rules, notes)
     decide(checks, rules)
-    benchmark = {"name": base.benchmark_name or cand.benchmark_name or (bench.name if bench else None),
+    recorded_name = base.benchmark_name or cand.benchmark_name
+    benchmark = {"name": recorded_name or (bench.name if bench else None),
                  "content_hash": base.benchmark_hash or cand.benchmark_hash,
                  "path": str(bench.source) if bench and bench.source else None}
     return GateResult(checks=checks, baseline=base, candidate=cand, rules=rules,

@@ -74,7 +74,7 @@ def normalise_hash(value: str) -> str:
 
 
 def open_input(path: str | Path) -> RunInput:
-    """Open a run directory (or its ``summary.json``) or a predictions file; reads no predictions."""
+    """Open a run directory (or its ``summary.json``) or a predictions file; no predictions yet."""
     path = Path(path)
     if path.is_file() and path.name == "summary.json":
         path = path.parent
@@ -90,7 +90,8 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file (is this a run directory written by robustness?)") from None
+        raise UserError(f"{path}: no such file "
+                        "(is this a run directory written by robustness?)") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: cannot read ({err})") from None
 
@@ -214,7 +215,8 @@ def _candidate_paths(run: RunInput) -> list[Path]:
     return [Path.cwd() / recorded, run.path / recorded]
 
 
-def find_benchmark(runs: list[RunInput], annotations: str | Path | None) -> tuple[Benchmark | None, list[str]]:
+def find_benchmark(runs: list[RunInput], annotations: str | Path | None
+                   ) -> tuple[Benchmark | None, list[str]]:
     """The benchmark whose content hash the runs recorded; ``--annotations`` wins when given.
 
     Returns the benchmark (or None) and notes on paths tried, for error messages.

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SETTINGS = ("baseline", "candidate", "config", "annotations")
 HELP = {
-    "baseline": "baseline run directory (or results file) the robustness_gate fixture compares with",
+    "baseline": "baseline run directory (or results file) the robustness_gate fixture uses",
     "candidate": "candidate run directory (or results file) for the robustness_gate fixture",
     "config": "gate rules: a YAML file or a preset name (default: conf/gate/default.yaml)",
     "annotations": "benchmark dataset.json (needed for official results files)",
@@ -37,7 +37,8 @@ class GateWarning(UserWarning):
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("robustness-gate", "robustness regression gate (robustness_gate fixture)")
+    group = parser.getgroup("robustness-gate",
+                            "robustness regression gate (robustness_gate fixture)")
     for name in SETTINGS:
         group.addoption(f"--gate-{name}", dest=f"gate_{name}", metavar="PATH", default=None,
                         help=HELP[name])
@@ -64,7 +65,7 @@ def run_gate(config: pytest.Config, candidate: str | Path | None = None,
              baseline: str | Path | None = None, *, rules: str | Path | None = None,
              annotations: str | Path | None = None, markdown: str | Path | None = None,
              junit: str | Path | None = None) -> "GateResult":
-    """Compare ``candidate`` with ``baseline``; fail the current test on a regression or mismatch."""
+    """Compare ``candidate`` with ``baseline``; fail the test on a regression or mismatch."""
     from robustness.errors import UserError
     from robustness.gate.compare import compare_runs
     from robustness.gate.report import format_table, headline, write_junit, write_markdown
@@ -73,9 +74,11 @@ def run_gate(config: pytest.Config, candidate: str | Path | None = None,
     baseline = baseline or _setting(config, "baseline")
     candidate = candidate or _setting(config, "candidate")
     if not baseline:
-        pytest.skip("robustness gate: no baseline (pass --gate-baseline PATH or set gate_baseline)")
+        pytest.skip("robustness gate: no baseline "
+                    "(pass --gate-baseline PATH or set gate_baseline)")
     if not candidate:
-        pytest.skip("robustness gate: no candidate (pass --gate-candidate PATH or set gate_candidate)")
+        pytest.skip("robustness gate: no candidate "
+                    "(pass --gate-candidate PATH or set gate_candidate)")
     try:
         result = compare_runs(baseline, candidate,
                               rules=load_rules(rules or _setting(config, "config")),
@@ -88,7 +91,8 @@ def run_gate(config: pytest.Config, candidate: str | Path | None = None,
         pytest.fail(f"robustness gate: {err}", pytrace=False)
     for check in result.checks:
         if check.status == "warn":
-            warnings.warn(GateWarning(f"robustness gate: {check.name}: {check.reason}"), stacklevel=3)
+            warnings.warn(GateWarning(f"robustness gate: {check.name}: {check.reason}"),
+                          stacklevel=3)
     if result.verdict == "fail":
         pytest.fail(f"robustness gate: {headline(result)}\n{format_table(result)}", pytrace=False)
     return result

@@ -93,12 +93,13 @@ def format_markdown(result: GateResult) -> str:
                        "warn" if result.count("warn") else "pass"]
     bench = result.benchmark
     digest = (bench.get("content_hash") or "")[:12]
+    mode = result.candidate.mode or result.baseline.mode or "?"
     lines = [
         f"### {icon} Robustness gate: **{result.verdict.upper()}**",
         "",
         f"Candidate `{result.candidate.label}` vs baseline `{result.baseline.label}` on "
         f"`{bench.get('name') or '?'}`" + (f" (sha256 `{digest}`)" if digest else "")
-        + f", {result.n_pairs} pairs, mode `{result.candidate.mode or result.baseline.mode or '?'}`; "
+        + f", {result.n_pairs} pairs, mode `{mode}`; "
         f"{result.rules.describe()}.",
         "",
         f"**{result.count('fail')} failed · {result.count('warn')} warnings · "
@@ -141,7 +142,8 @@ def to_junit(result: GateResult) -> ET.ElementTree:
         case = ET.SubElement(suite, "testcase", classname=f"robustness_gate.{c.condition}",
                              name=c.name, time="0")
         detail = (f"{c.metric} ({c.kind}{', ' + c.category if c.category else ''}): baseline "
-                  f"{_num(c.baseline)}, candidate {_num(c.candidate)}, delta {_signed(c.delta)} pp, "
+                  f"{_num(c.baseline)}, candidate {_num(c.candidate)}, "
+                  f"delta {_signed(c.delta)} pp, "
                   f"95% CI {_ci(c)}, p {_p(c.p)}, p adj {_p(c.p_adjusted)}, margin {c.margin:g} pp"
                   f"{'' if c.gating else ' (reported only)'}, {c.n_pairs} pairs")
         if c.status == "fail":
@@ -149,7 +151,8 @@ def to_junit(result: GateResult) -> ET.ElementTree:
                                     type="RobustnessRegression")
             failure.text = detail
         out = ET.SubElement(case, "system-out")
-        out.text = (f"WARNING: {c.reason}\n" if c.status == "warn" else f"{c.status}: {c.reason}\n") + detail
+        prefix = "WARNING" if c.status == "warn" else c.status
+        out.text = f"{prefix}: {c.reason}\n{detail}"
     ET.indent(suites)
     return ET.ElementTree(suites)
 

@@ -143,7 +143,8 @@ def rules_from_mapping(raw: Mapping[str, Any], *, source: str = "mapping",
         if value is False or value is None:
             value = "none"
         if value not in CORRECTIONS:
-            raise reader.error("correction", f"must be one of {', '.join(CORRECTIONS)}, got {value!r}")
+            raise reader.error("correction",
+                               f"must be one of {', '.join(CORRECTIONS)}, got {value!r}")
         updates["correction"] = value
     if "resamples" in raw:
         updates["resamples"] = reader.integer(raw["resamples"], "resamples", low=100)
@@ -176,7 +177,8 @@ class _Reader:
     def no_unknown(self, raw: Mapping[str, Any], known: set[str] | list[str], prefix: str) -> None:
         for key in raw:
             if key not in known:
-                raise self.error(f"{prefix}{key}", f"unknown setting (known: {', '.join(sorted(known))})")
+                raise self.error(f"{prefix}{key}",
+                                 f"unknown setting (known: {', '.join(sorted(known))})")
 
     def number(self, value: Any, key: str, *, low: float | None = None, high: float | None = None,
                open_ends: bool = False) -> float:
@@ -199,7 +201,8 @@ class _Reader:
             return None
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        names_ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        if not names_ok or not value:
             raise self.error(key, "expected 'all' or a non-empty list of condition names")
         return tuple(value)
 
@@ -229,7 +232,8 @@ class _Reader:
             gate = current.gate
             if "gate" in spec:
                 if not isinstance(spec["gate"], bool):
-                    raise self.error(f"{where}.gate", f"expected true or false, got {spec['gate']!r}")
+                    raise self.error(f"{where}.gate",
+                                     f"expected true or false, got {spec['gate']!r}")
                 gate = spec["gate"]
             rules[metric] = MetricRule(margin=margin, gate=gate)
         return rules
