@@ -163,13 +163,15 @@ class ChestRadiograph(Modality):
 
 
 def _distractors(rng: np.random.Generator, a: ChestAnatomy, count: int) -> list[Overlay]:
-    """ECG electrodes, clothing snaps and skin folds: outside the lung zones findings use."""
+    """ECG electrodes, clothing snaps and skin folds outside the lung zones findings use; beyond two
+    distractors, nipple shadows (faint round opacities over the lower zones) join in as look-alikes."""
+    pool = ("electrode", "snap", "skin_fold") + (("nipple_shadow",) if count > 2 else ())
     spots = [(-0.78, -0.84), (0.78, -0.84), (-0.3, -0.88), (0.3, -0.88), (-0.55, 0.86), (0.55, 0.86),
              (0.0, 0.9), (-0.8, 0.45), (0.8, 0.45)]
     order = rng.permutation(len(spots))
     out: list[Overlay] = []
     for i in range(count):
-        kind = choice(rng, ("electrode", "snap", "skin_fold"))
+        kind = choice(rng, pool)
         cx, cy = spots[int(order[i % len(spots)])]
         cx += uniform(rng, -0.04, 0.04) + a.torso.cx
         cy += uniform(rng, -0.03, 0.03)
@@ -178,6 +180,11 @@ def _distractors(rng: np.random.Generator, a: ChestAnatomy, count: int) -> list[
             out.append(Overlay(Ellipse(cx, cy, 0.012, 0.012), "add", 0.9, DEVICE))
         elif kind == "snap":
             out.append(Overlay(Ellipse(cx, cy, 0.022, 0.022, edge=1), "add", 0.9, DEVICE))
+        elif kind == "nipple_shadow":
+            for side in SIDES:
+                lung = a.lungs[side]
+                shape = Ellipse(lung.cx - image_x(side) * 0.05, lung.cy + 0.5 * lung.ry, 0.035, 0.03, edge=3)
+                out.append(Overlay(shape, "add", 0.06, TISSUE))
         else:
             side = 1.0 if cx > 0 else -1.0
             xs = a.torso.cx + side * uniform(rng, 0.72, 0.8)

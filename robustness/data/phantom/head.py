@@ -7,7 +7,7 @@ image right. Skull and metal saturate to white in the brain window, air is black
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -124,16 +124,21 @@ class HeadCT(Modality):
 
 
 def _distractors(rng: np.random.Generator, a: HeadAnatomy, count: int) -> list[Overlay]:
-    """Normal variants: frontal sinus air, a cavum septum pellucidum, scalp fat."""
+    """Normal variants: frontal sinus air, a cavum septum pellucidum, scalp fat; beyond two
+    distractors, physiological choroid plexus calcifications (inside the ventricles) join in."""
     out: list[Overlay] = []
+    pool = ("frontal_sinus", "cavum_septum", "scalp_fat") + (("choroid_calcification",) if count > 2 else ())
     for _ in range(count):
-        kind = choice(rng, ("frontal_sinus", "cavum_septum", "scalp_fat"))
+        kind = choice(rng, pool)
         if kind == "frontal_sinus":
             px, py = a.point(0.0, -1.0)
             for s in (-1.0, 1.0):
                 shape = Ellipse(px + s * uniform(rng, 0.03, 0.05), py - a.thickness * 0.5,
                                 uniform(rng, 0.025, 0.04), a.thickness * 0.35, edge=1)
                 out.append(Overlay(shape, "paint", -700.0, BONE, clip="skull"))
+        elif kind == "choroid_calcification":
+            for horn in a.ventricles[1::2]:  # the posterior horns (atria)
+                out.append(Overlay(Ellipse(horn.cx, horn.cy, 0.016, 0.016, edge=1), "paint", 180.0, TISSUE))
         elif kind == "cavum_septum":
             px, py = a.point(0.0, uniform(rng, -0.2, -0.05))
             out.append(Overlay(Ellipse(px, py, 0.014, 0.09, a.angle, edge=1), "paint", CSF, TISSUE))

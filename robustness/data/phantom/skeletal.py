@@ -15,7 +15,7 @@ from robustness.data.phantom.canvas import (Capsule, Ellipse, Grid, Point, Polyl
                                             RoundedRect, Shape, Striped, Union, fractal_noise, grain)
 from robustness.data.phantom.scene import (BONE, DEVICE, TISSUE, Anatomy, Drawn, ImageFinding, Mark,
                                            Modality, Overlay, PairFinding, choice, paint_stage,
-                                           presence, size_mm, to_uint8, uniform)
+                                           presence, to_uint8, uniform)
 from robustness.data.phantom.settings import Difficulty
 
 SPINE_LEVELS = {"lumbar_spine": ("L1", "L2", "L3", "L4", "L5"),
