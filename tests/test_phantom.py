@@ -244,6 +244,18 @@ def test_contrast_knob_changes_the_finding_only(tmp_path):
     assert not np.array_equal(noiseless.images[0], plain.images[0])
 
 
+@pytest.mark.parametrize("kind_name", ["chest.nodule", "head.calcification", "abdomen.calcification"])
+def test_more_distractors_add_shared_structures_only(kind_name):
+    kind = next(k for k in KINDS if k.name == kind_name)
+    plain = generate_pair(1, 0, 128, Difficulty(distractors=0), kind, 4)
+    busy = generate_pair(1, 0, 128, Difficulty(distractors=8), kind, 4)
+    assert not np.array_equal(plain.images[0], busy.images[0])
+    for pair in (plain, busy):
+        union = pair.masks[0] | pair.masks[1]
+        diff = np.abs(pair.images[0].astype(int) - pair.images[1].astype(int))
+        assert diff[~union].max() == 0 and diff[union].mean() > 4
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"pairs": 0}, "pairs"),
     ({"size": 16}, "size"),
