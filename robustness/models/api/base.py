@@ -129,8 +129,10 @@ class ApiAdapter(ModelAdapter):
         self._check_no_secrets(self.request_options)
         self.prices = self._check_prices(plain(prices))
         key_env = plain(api_key_env)
+        if key_env is None:  # the provider's usual variables; [] or "" means "no key"
+            key_env = self.default_key_env
         self.api_key_env: tuple[str, ...] = (
-            (key_env,) if isinstance(key_env, str) else tuple(key_env or self.default_key_env))
+            ((key_env,) if key_env else ()) if isinstance(key_env, str) else tuple(key_env))
         self._api_key: Secret = resolve_api_key(self.api_key_env, model=self.name, dotenv=dotenv,
                                                 required=self.key_required)
         install_log_redaction()
