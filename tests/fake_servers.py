@@ -9,9 +9,9 @@ Tests, benchmarks and the runner-level tests drive the real provider SDKs agains
 
 Routes (POST, any prefix): ``.../chat/completions`` (OpenAI, Azure, vLLM: ``logprobs`` /
 ``top_logprobs`` and vLLM's ``prompt_logprobs``), ``.../messages`` (Anthropic),
-``...:generateContent`` (Gemini). What a model "says" comes from ``answer(seen)``, by default a
-letter chosen deterministically from the request's text and image bytes, so the same request
-always gets the same answer, whatever the concurrency.
+``...:generateContent`` (Gemini). What a model "says" comes from ``answer(seen)``; the default
+(:func:`default_answer`) plays MC, GD, FF and the FF judge consistently from a letter fixed by
+the image bytes, so the same request always gets the same answer, whatever the concurrency.
 
 Fault kinds: ``rate_limit`` (429, ``Retry-After``), ``server_error`` (500), ``overloaded``
 (503), ``slow`` (answers after ``delay`` seconds), ``malformed`` (200 with a broken body),
@@ -119,12 +119,41 @@ class Seen:
         return self.body.get("_last_user_text", self.text)
 
 
-def default_answer(seen: Seen) -> str:
-    """A letter fixed by the request content: same request, same answer."""
-    h = hashlib.sha256(seen.text.encode())
+_OPTIONS_SHOWN = re.compile(r'\("A":|^A: ', re.MULTILINE)
+_JUDGED_ANSWER = re.compile(r"\[AI Assistant\]\s*(.*?)\s*\[End of AI Assistant\]", re.DOTALL)
+
+
+def image_letter(seen: Seen) -> str:
+    """The fake model's belief: a letter fixed by the request's image bytes (by its text when
+    it has no image), so every mode asked about the same image agrees."""
+    h = hashlib.sha256()
     for img in seen.images:
         h.update(img)
+    if not seen.images:
+        h.update(seen.text.encode())
     return "AB"[h.digest()[0] % 2]
+
+
+def default_answer(seen: Seen) -> str:
+    """A fake model that plays every mode consistently:
+
+    - options shown (MC, GD): the letter, e.g. ``A``;
+    - no options (FF's free-form question): ``The image shows FINDING-A.``;
+    - an FF judge prompt (``[Answer A]`` ... ``[AI Assistant]``): the paper's judge format,
+      scoring 9 for the option the judged answer names and 2 for the other (5/5 if none).
+    """
+    text = seen.last_user_text
+    if "[Answer A]" in text and "[Answer B]" in text:
+        judged = _JUDGED_ANSWER.search(text)
+        named = re.search(r"FINDING-([AB])", judged.group(1) if judged else "")
+        if named is None:
+            return "A: 5\nB: 5\nYour explanation: the answer names neither option."
+        a, b = (9, 2) if named.group(1) == "A" else (2, 9)
+        return f"A: {a}\nB: {b}\nYour explanation: the answer names option {named.group(1)}."
+    letter = image_letter(seen)
+    if _OPTIONS_SHOWN.search(text):
+        return letter
+    return f"The image shows FINDING-{letter}."
 
 
 def letter_top_logprobs(answer: str, k: int) -> list[tuple[str, float]]:

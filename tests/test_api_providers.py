@@ -352,7 +352,8 @@ def test_no_secret_in_any_output(keys, server, caplog):
     # the fake server did echo the key, so redaction is what kept it out
     assert any("Incorrect API key provided" in o for o in outputs)
     try:
-        OpenAIAdapter("gpt-4o", base_url=server.openai_base_url, api_key_env="NOT_SET_ANYWHERE")
+        OpenAIAdapter("gpt-4o", base_url=server.openai_base_url,
+                      api_key_env="NOT_SET_ANYWHERE").check_ready()
     except ConfigError as exc:
         outputs.append(str(exc))
     outputs += [r.getMessage() for r in caplog.records]
@@ -366,8 +367,9 @@ def test_no_secret_in_any_output(keys, server, caplog):
 def test_missing_key_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError) as err:
-        AnthropicAdapter("claude-3-opus-20240229")
+    adapter = AnthropicAdapter("claude-3-opus-20240229")  # configs build without keys...
+    with pytest.raises(ConfigError) as err:  # ...and fail before the first request
+        adapter.generate([gen(mc_prompt(0))])
     message = str(err.value)
     assert "ANTHROPIC_API_KEY" in message and "\n" not in message
 

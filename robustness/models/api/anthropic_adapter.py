@@ -63,7 +63,7 @@ class AnthropicAdapter(ApiAdapter):
         import anthropic
 
         headers = {"anthropic-version": self.api_version} if self.api_version else None
-        return anthropic.AsyncAnthropic(api_key=self._api_key.reveal(), base_url=self.base_url,
+        return anthropic.AsyncAnthropic(api_key=self.api_key().reveal(), base_url=self.base_url,
                                         max_retries=0, timeout=self.timeout_s,
                                         default_headers=headers)
 

@@ -133,8 +133,8 @@ class ApiAdapter(ModelAdapter):
             key_env = self.default_key_env
         self.api_key_env: tuple[str, ...] = (
             ((key_env,) if key_env else ()) if isinstance(key_env, str) else tuple(key_env))
-        self._api_key: Secret = resolve_api_key(self.api_key_env, model=self.name, dotenv=dotenv,
-                                                required=self.key_required)
+        self.dotenv = dotenv
+        self._secret: Secret | None = None  # resolved on first use: configs build without keys
         install_log_redaction()
         self._rng = random.Random(seed)
         self._client: Any = None
@@ -161,6 +161,18 @@ class ApiAdapter(ModelAdapter):
             return {k: float(v) for k, v in prices.items()}
         except (TypeError, ValueError):
             raise ConfigError(f"model {self.name}: prices must be numbers") from None
+
+    def api_key(self) -> Secret:
+        """The key, resolved on first use (environment, then ``.env``); a missing required key
+        is a :class:`ConfigError` naming the variables, raised before any request is sent."""
+        if self._secret is None:
+            self._secret = resolve_api_key(self.api_key_env, model=self.name, dotenv=self.dotenv,
+                                           required=self.key_required)
+        return self._secret
+
+    def check_ready(self) -> None:
+        """Fail now (one line) if the adapter cannot send requests, e.g. no key is set."""
+        self.api_key()
 
     # -- identity and display -------------------------------------------------------------------
     @property
@@ -282,6 +294,7 @@ class ApiAdapter(ModelAdapter):
                    failed: Callable[[str, str, float], R]) -> list[R]:
         if not requests:
             return []
+        self.check_ready()
         results = run_sync(self._gather(kind, list(requests), failed))
         errors = Counter(r.error for r in results if getattr(r, "error", None))
         if errors:

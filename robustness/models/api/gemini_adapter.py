@@ -93,7 +93,7 @@ class GeminiAdapter(ApiAdapter):
         options = types.HttpOptions(base_url=self.base_url, api_version=self.api_version,
                                     timeout=int(self.timeout_s * 1000),
                                     retry_options=types.HttpRetryOptions(attempts=1))
-        return genai.Client(api_key=self._api_key.reveal(), vertexai=False, http_options=options)
+        return genai.Client(api_key=self.api_key().reveal(), vertexai=False, http_options=options)
 
     async def _close_client(self, client: Any) -> None:
         await client.aio.aclose()

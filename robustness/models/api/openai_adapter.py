@@ -103,7 +103,7 @@ class OpenAIAdapter(ApiAdapter):
     def _make_client(self) -> Any:
         import openai
 
-        return openai.AsyncOpenAI(api_key=self._api_key.reveal(), base_url=self.base_url,
+        return openai.AsyncOpenAI(api_key=self.api_key().reveal(), base_url=self.base_url,
                                   max_retries=0, timeout=self.timeout_s)
 
     def _classify(self, exc: BaseException) -> ApiFailure:
@@ -192,11 +192,15 @@ class AzureOpenAIAdapter(OpenAIAdapter):
                  base_url: str | None = None, **common: Any) -> None:
         endpoint = (azure_endpoint or base_url or os.environ.get(endpoint_env)
                     or _dotenv_get(endpoint_env, common.get("dotenv")))
-        if not endpoint:
-            raise ConfigError(f"model {name}: no Azure endpoint; set model.azure_endpoint or "
-                              f"{endpoint_env}")
         self.api_version = str(api_version)
+        self.endpoint_env = endpoint_env
         super().__init__(name, base_url=endpoint, **common)
+
+    def check_ready(self) -> None:
+        if not self.base_url:
+            raise ConfigError(f"model {self.name}: no Azure endpoint; set model.azure_endpoint "
+                              f"or {self.endpoint_env}")
+        super().check_ready()
 
     def _identity_extra(self) -> dict[str, Any]:
         return {**super()._identity_extra(), "api_version": self.api_version}
@@ -204,7 +208,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
     def _make_client(self) -> Any:
         import openai
 
-        return openai.AsyncAzureOpenAI(api_key=self._api_key.reveal(),
+        return openai.AsyncAzureOpenAI(api_key=self.api_key().reveal(),
                                        azure_endpoint=self.base_url,
                                        api_version=self.api_version, max_retries=0,
                                        timeout=self.timeout_s)
