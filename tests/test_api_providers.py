@@ -18,7 +18,7 @@ from robustness.models.api import (AnthropicAdapter, AzureOpenAIAdapter, GeminiA
                                    OpenAIAdapter, OpenAICompatibleAdapter, VLLMAdapter)
 from robustness.models.base import (Capability, GenerateRequest, GenerationSettings, ImageInput,
                                     LoglikelihoodRequest, NextTokenRequest, Prompt, text_message)
-from tests.fake_servers import (REFUSAL_TEXT, FaultPlan, fake_api_server, fake_token_logprob,
+from tests.fake_servers import (REFUSAL_TEXT, fake_api_server, fake_token_logprob,
                                 fake_tokenize, render_chat)
 
 PLANTED = {

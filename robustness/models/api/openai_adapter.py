@@ -23,7 +23,7 @@ from robustness.models.api.failures import (CONTENT_FILTER, MALFORMED, REFUSAL, 
                                             classify_openai_style)
 from robustness.models.api.images import OPENAI_LIMITS, EncodedImage
 from robustness.models.api.scoring import continuation_score, merge_candidate_logprobs
-from robustness.models.base import (Capability, GenerateRequest, GenerateResult,
+from robustness.models.base import (Capability, GenerateResult,
                                     LoglikelihoodResult, NextTokenRequest, NextTokenResult,
                                     Prompt, Usage)
 
