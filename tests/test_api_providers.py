@@ -356,6 +356,12 @@ def test_no_secret_in_any_output(keys, server, caplog):
                       api_key_env="NOT_SET_ANYWHERE").check_ready()
     except ConfigError as exc:
         outputs.append(str(exc))
+    for name in ("openai._base_client", "anthropic._base_client", "httpx2", "google_genai"):
+        # what an SDK would log if it ever printed its headers: masked by the log filter
+        logging.getLogger(name).debug("headers: %s", {"Authorization": "Bearer " +
+                                                      PLANTED["OPENAI_API_KEY"]})
+        logging.getLogger(name).warning("key %s", PLANTED["GEMINI_API_KEY"])
+    assert sum("***" in r.getMessage() for r in caplog.records) >= 8
     outputs += [r.getMessage() for r in caplog.records]
     outputs += [str(r.exc_text or "") for r in caplog.records]
     blob = "\n".join(outputs)
@@ -429,3 +435,10 @@ def test_identity_changes_with_what_changes_answers(keys):
     assert a.identity() != b.identity()
     assert a.identity() == c.identity()  # concurrency does not change answers
     assert "pw123456" not in str(a.identity()) + repr(a)
+
+
+def test_azure_without_endpoint_fails_before_sending(keys, monkeypatch):
+    monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
+    adapter = AzureOpenAIAdapter("gpt4o")
+    with pytest.raises(ConfigError, match="AZURE_OPENAI_ENDPOINT"):
+        adapter.generate([gen(mc_prompt(0))])
