@@ -97,7 +97,7 @@ class ApiAdapter(ModelAdapter):
         max_concurrency: int = 16,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float = 120.0,
         max_retries: int = 6,
         initial_backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
@@ -119,11 +119,16 @@ class ApiAdapter(ModelAdapter):
         self.retry = RetryPolicy(int(max_retries), float(initial_backoff_s), float(max_backoff_s),
                                  float(max_retry_after_s), retry_kinds(plain(retry_on)))
         self.throttle = Throttle(max_concurrency, requests_per_minute, tokens_per_minute)
-        limits = self.image_limits
+        limits = self.image_limits  # the provider's; the config may only tighten them
+        if (max_image_bytes is not None and int(max_image_bytes) < 1024) or (
+                max_image_side is not None and int(max_image_side) < 16):
+            raise ConfigError(f"model {self.name}: max_image_bytes must be at least 1024 and "
+                              f"max_image_side at least 16")
         self.image_limits = ImageLimits(
-            max_bytes=min(int(max_image_bytes), limits.max_bytes) if max_image_bytes else limits.max_bytes,
+            max_bytes=min(int(max_image_bytes or limits.max_bytes), limits.max_bytes),
             max_total_bytes=limits.max_total_bytes,
-            max_side=int(max_image_side) if max_image_side else limits.max_side)
+            max_side=min(int(max_image_side), limits.max_side or int(max_image_side))
+            if max_image_side else limits.max_side)
         self._images = ImageEncoder(self.image_limits)
         self.request_options = dict(plain(request_options) or {})
         self._check_no_secrets(self.request_options)
@@ -144,7 +149,8 @@ class ApiAdapter(ModelAdapter):
     # -- configuration helpers ----------------------------------------------------------------
     def _check_no_secrets(self, options: Mapping[str, Any], where: str = "request_options") -> None:
         for key, value in options.items():
-            if any(word in str(key).lower() for word in _SECRET_WORDS) and "max" not in str(key).lower():
+            lowered = str(key).lower()
+            if any(word in lowered for word in _SECRET_WORDS) and "max" not in lowered:
                 raise ConfigError(f"model {self.name}: {where}.{key} looks like a credential; "
                                   f"keys come only from environment variables (api_key_env)")
             if isinstance(value, Mapping):
