@@ -1,7 +1,7 @@
 """Fixtures for the model tests: tiny checkpoints built once per session, images, queries.
 
-Test modules import the fixtures they use (``from model_fixtures import tiny_llava, ...``), so
-the shared ``conftest.py`` stays untouched.
+Test modules load them with ``pytest_plugins = ["model_fixtures"]``, so the shared
+``conftest.py`` stays untouched.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_models import (build_tiny_idefics3, build_tiny_llava, build_tiny_qwen2_vl,  # noqa: F401
-                         make_images, make_queries)
+from tiny_models import build_tiny_idefics3, build_tiny_llava, build_tiny_qwen2_vl
 
 torch.set_num_threads(2)
 

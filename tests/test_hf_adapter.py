@@ -1,4 +1,4 @@
-"""The Hugging Face adapter on tiny LLaVA and Qwen2-VL checkpoints loaded by path."""
+"""The Hugging Face adapter on tiny LLaVA, Qwen2-VL and Idefics3 checkpoints loaded by path."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import math
 import pytest
 import torch
 
-from model_fixtures import (make_images, make_queries, rigged_llava, tiny_dir,  # noqa: F401
-                            tiny_idefics3, tiny_llava, tiny_model, tiny_qwen)
 from robustness.errors import ConfigError
 from robustness.models import hf
 from robustness.models.base import (Capability, GenerateRequest, GenerationSettings,
                                     LoglikelihoodRequest, NextTokenRequest, Prompt, text_message)
 from robustness.models.hf import HFAdapter
+from tiny_models import make_images, make_queries
+
+pytest_plugins = ["model_fixtures"]  # the tiny checkpoints, built once per session
 
 TOL = 1e-4
 
@@ -122,7 +123,8 @@ def test_results_come_back_in_request_order(tiny_llava):
     reqs = [NextTokenRequest(p) for p in ps]
     together = adapter(tiny_llava, 3).next_token_scores(reqs)
     alone = [adapter(tiny_llava, 1).next_token_scores([r])[0] for r in reqs]
-    assert [round(r.logprobs["B"], 4) for r in together] == [round(r.logprobs["B"], 4) for r in alone]
+    for a, b in zip(together, alone):
+        assert a.logprobs["B"] == pytest.approx(b.logprobs["B"], abs=TOL)
 
 
 # ----------------------------------------------------------------------------- semantics
@@ -224,3 +226,12 @@ def test_close_forgets_the_model(tiny_llava):
     assert a.load_key() in hf.loaded_models()
     a.close()
     assert a.load_key() not in hf.loaded_models() and a._loaded is None
+
+
+def test_relative_local_paths_resolve_from_the_project_root(tmp_path, monkeypatch):
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    assert HFAdapter("conf/model").local_dir() == root / "conf" / "model"
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    assert HFAdapter("conf/model").local_dir() == tmp_path / "conf" / "model"  # cwd first
+    assert HFAdapter("org/name").local_dir() is None

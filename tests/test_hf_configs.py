@@ -85,7 +85,8 @@ def test_prompt_configs(name):
 
 
 def test_ff_model_judge_default_is_the_gpt4o_preset():
-    if not (CONF / "model" / "gpt4o.yaml").is_file():
-        pytest.skip("the GPT-4o preset (conf/model/gpt4o.yaml) comes with the API adapters")
+    if not (CONF / "model" / "gpt4o_judge.yaml").is_file():
+        pytest.skip("the GPT-4o judge preset (conf/model/gpt4o_judge.yaml) comes with the API "
+                    "adapters")
     mode = instantiate(composed("+mode=ff_model_judge").mode, _convert_="all")
     assert isinstance(mode.judge, ModelJudge)

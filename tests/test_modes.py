@@ -6,8 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from model_fixtures import (make_images, make_queries, rigged_llava, tiny_dir,  # noqa: F401
-                            tiny_idefics3, tiny_llava, tiny_model, tiny_qwen)
 from robustness.errors import ConfigError
 from robustness.models.hf import HFAdapter
 from robustness.modes.ff import FreeFormMode
@@ -17,6 +15,9 @@ from robustness.modes.mc import MultipleChoiceMode
 from robustness.modes.prompts import PAPER_PERSONA, PromptBuilder, PromptStrategy
 from robustness.modes.ps import PrefixScoringMode
 from robustness.modes.query import FewShotExample
+from tiny_models import make_images, make_queries
+
+pytest_plugins = ["model_fixtures"]  # the tiny checkpoints, built once per session
 
 
 def adapter(path, batch_size: int = 4) -> HFAdapter:

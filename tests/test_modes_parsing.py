@@ -17,7 +17,8 @@ SIDES = ("There is a nodule in the left lung", "There is a nodule in the right l
 @pytest.mark.parametrize("text, choice", [
     ("A", "A"), ("B", "B"), ("(A)", "A"), ("A:", "A"), ("A.", "A"), ("b", "B"),
     ("Answer: B", "B"), ("answer: (A)", "A"), ("The answer is B.", "B"), ("**B**", "B"),
-    ("**Answer:** A", "A"), ('A")', "A"), ('"B"', "B"), ("B: There is a nodule in the right lung", "B"),
+    ("**Answer:** A", "A"), ('A")', "A"), ('"B"', "B"),
+    ("B: There is a nodule in the right lung", "B"),
     ("(A) left", "A"), ("Option B", "B"), ("I think it is option A.", "A"),
     ("There is a nodule in the right lung.", "B"), ("the nodule is in the LEFT lung", None),
     ("there is a nodule in the left lung", "A"),

@@ -58,9 +58,11 @@ def word_level_tokenizer(special: list[str], bos: str | None, eos: str, pad: str
 # A LLaVA-1.5-style template (roles in capitals, images first, "ASSISTANT:" to answer).
 LLAVA_TEMPLATE = (
     "{% for m in messages %}"
-    "{% if m['role'] == 'system' %}SYSTEM: {% elif m['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+    "{% if m['role'] == 'system' %}SYSTEM: {% elif m['role'] == 'user' %}USER: "
+    "{% else %}ASSISTANT: {% endif %}"
     "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
-    "{% for p in m['content'] %}{% if p['type'] == 'image' %}{{ '<image>\n' }}{% endif %}{% endfor %}"
+    "{% for p in m['content'] %}{% if p['type'] == 'image' %}{{ '<image>\n' }}{% endif %}"
+    "{% endfor %}"
     "{% for p in m['content'] %}{% if p['type'] == 'text' %}{{ p['text'] }}{% endif %}{% endfor %}"
     "{% endif %}{% if m['role'] == 'assistant' %}{{ '</s>' }}{% endif %}{{ '\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
@@ -102,7 +104,8 @@ def build_tiny_llava(out: Path, *, seed: int = 0, hidden: int = 64, layers: int 
                                num_additional_image_tokens=1, chat_template=LLAVA_TEMPLATE)
     vocab = max(len(tok), vocab_size or 0)
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
+        vision_config=CLIPVisionConfig(hidden_size=vision_hidden,
+                                       intermediate_size=2 * vision_hidden,
                                        num_hidden_layers=vision_layers, num_attention_heads=2,
                                        image_size=image_size, patch_size=patch_size),
         text_config=LlamaConfig(vocab_size=vocab, hidden_size=hidden,

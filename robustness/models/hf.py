@@ -227,11 +227,24 @@ class HFAdapter(ModelAdapter):
     def model_id(self) -> str:
         return self._model_id
 
+    def local_dir(self) -> Path | None:
+        """The checkpoint folder when ``model_id`` is a local path: as given (``~`` expanded,
+        relative to the working directory), else relative to the project root (so configs can
+        name checkpoints shipped inside the package); ``None`` for hub ids."""
+        path = Path(self._model_id).expanduser()
+        if path.is_dir():
+            return path.resolve()
+        if not path.is_absolute():
+            packaged = Path(__file__).resolve().parents[2] / path
+            if packaged.is_dir():
+                return packaged
+        return None
+
     @property
     def source(self) -> str:
         """What ``from_pretrained`` reads: an absolute local folder, or the hub id."""
-        path = Path(self._model_id).expanduser()
-        return str(path.resolve()) if path.is_dir() else self._model_id
+        local = self.local_dir()
+        return str(local) if local is not None else self._model_id
 
     def load_key(self) -> tuple:
         return (self.source, self.revision, self.dtype, resolve_device(self.device),
@@ -244,7 +257,7 @@ class HFAdapter(ModelAdapter):
                                  "family": self.family or "auto"}
         if self.processor_kwargs:
             ident["processor_kwargs"] = dict(sorted(self.processor_kwargs.items()))
-        if Path(self._model_id).expanduser().is_dir():
+        if self.local_dir() is not None:
             ident["weights"] = self.weights_fingerprint()
         return ident
 
@@ -253,7 +266,9 @@ class HFAdapter(ModelAdapter):
         of old ones (files over 64 MiB contribute their size and first and last MiB)."""
         if self._fingerprint is None:
             h = hashlib.sha256()
-            root = Path(self._model_id).expanduser()
+            root = self.local_dir()
+            if root is None:
+                raise ConfigError(f"model {self._model_id}: not a local folder")
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 h.update(str(path.relative_to(root)).encode())
                 size = path.stat().st_size
@@ -406,7 +421,8 @@ class HFAdapter(ModelAdapter):
         return batches
 
     def _run_batches(self, n: int, batches: list[list[int]],
-                     run: Callable[[list[int]], list[R]], fail: Callable[[BaseException], R]) -> list[R]:
+                     run: Callable[[list[int]], list[R]],
+                     fail: Callable[[BaseException], R]) -> list[R]:
         """Run each batch; a failing batch is retried one request at a time so one bad request
         cannot sink its neighbours. Results are returned in request order."""
         results: list[R | None] = [None] * n
@@ -478,7 +494,8 @@ class HFAdapter(ModelAdapter):
             lambda b: self._generate_batch([requests[i] for i in b], [texts[i] for i in b]),
             lambda err: GenerateResult(text=None, error="model_error", error_detail=_one_line(err)))
 
-    def _generate_batch(self, requests: list[GenerateRequest], texts: list[str]) -> list[GenerateResult]:
+    def _generate_batch(self, requests: list[GenerateRequest],
+                        texts: list[str]) -> list[GenerateResult]:
         import torch
 
         loaded = self.load()
@@ -493,8 +510,10 @@ class HFAdapter(ModelAdapter):
                 out = loaded.family.generate(loaded.model, inputs, config, loaded.tokenizer)
             else:
                 out = loaded.model.generate(**inputs, generation_config=config)
-        prompt_len = inputs["input_ids"].shape[1]
-        new = out[:, prompt_len:]
+        prompt = inputs["input_ids"]
+        # decoder-only models return prompt + answer; some (encoder-decoder) the answer only
+        echoed = out.shape[1] > prompt.shape[1] and torch.equal(out[:, : prompt.shape[1]], prompt)
+        new = out[:, prompt.shape[1]:] if echoed else out
         stop_ids = self._stop_ids(config)
         elapsed = (time.perf_counter() - start) / len(requests)
         results = []
@@ -583,7 +602,8 @@ class HFAdapter(ModelAdapter):
             kwargs["cache"] = kwargs.pop("past_key_values")
         return loaded.model(**inputs, **kwargs)
 
-    def _next_token_batch(self, requests: list[NextTokenRequest], texts: list[str]) -> list[NextTokenResult]:
+    def _next_token_batch(self, requests: list[NextTokenRequest],
+                          texts: list[str]) -> list[NextTokenResult]:
         import torch
 
         start = time.perf_counter()
@@ -697,13 +717,15 @@ class HFAdapter(ModelAdapter):
             hook = self.spec.continuation_positions
             if hook is not None:
                 kwargs["position_ids"] = hook(loaded.model, prefix_mask, index, width)
-            later = self._forward({"input_ids": ids}, past_key_values=cache, use_cache=True, **kwargs)
+            later = self._forward({"input_ids": ids}, past_key_values=cache, use_cache=True,
+                                  **kwargs)
             later_lp = torch.log_softmax(later.logits.float(), dim=-1)  # [R, W, V]
         sums: list[list[tuple[float, int]]] = [[] for _ in plans]
         for r, ((q, _), c) in enumerate(zip(rows, conts)):
             total = first[q, c[0]]
             if len(c) > 1:
-                steps = later_lp[r, : len(c) - 1].gather(-1, torch.tensor(c[1:], device=loaded.device)[:, None])
+                targets = torch.tensor(c[1:], device=loaded.device)[:, None]
+                steps = later_lp[r, : len(c) - 1].gather(-1, targets)
                 total = total + steps.sum()
             sums[q].append((float(total), len(c)))
         n_prompt = inputs["attention_mask"].sum(-1).tolist()

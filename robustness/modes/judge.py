@@ -34,7 +34,8 @@ PAPER_JUDGE_INSTRUCTION = (
     "of the answers. Please provide your answer in the following format:\nA: <SCORE>\n"
     "B: <SCORE>\nYour explanation: <EXPLANATION>")
 PAPER_JUDGE_ROLE = "AI Assistant"
-PAPER_JUDGE_SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
+PAPER_JUDGE_SYSTEM = ("You are a helpful and precise assistant for checking the quality of the "
+                      "answer.")
 PAPER_THRESHOLD = 3  # a letter wins when its score beats the other's by at least this much
 SCORE_RANGE = (1.0, 10.0)
 
@@ -46,12 +47,14 @@ def judge_prompt_text(question: str, options: Sequence[str], response: str,
                       instruction: str = PAPER_JUDGE_INSTRUCTION,
                       role: str = PAPER_JUDGE_ROLE) -> str:
     """The paper's judge prompt for one answer (options in displayed order)."""
-    answers = "".join(f"[Answer {label}]\n{text}\n\n" for label, text in zip(OPTION_LABELS, options))
+    answers = "".join(f"[Answer {label}]\n{text}\n\n"
+                      for label, text in zip(OPTION_LABELS, options))
     return (f"[Question]\n{question}\n\n{answers}[{role}]\n{response}\n\n[End of {role}]\n\n"
             f"[System]\n{instruction}\n\n")
 
 
-def parse_judge_scores(text: str | None, labels: Sequence[str] = OPTION_LABELS) -> dict[str, float] | None:
+def parse_judge_scores(text: str | None,
+                       labels: Sequence[str] = OPTION_LABELS) -> dict[str, float] | None:
     """Scores per label from a judge reply in the paper's format, or ``None`` if any label's
     score is missing, repeated with different values, or outside 1–10."""
     if not text:
@@ -72,7 +75,8 @@ def parse_judge_scores(text: str | None, labels: Sequence[str] = OPTION_LABELS) 
     return found
 
 
-def threshold_choice(scores: Mapping[str, float] | None, threshold: float = PAPER_THRESHOLD) -> Choice:
+def threshold_choice(scores: Mapping[str, float] | None,
+                     threshold: float = PAPER_THRESHOLD) -> Choice:
     """The paper's rule: A if score(A) ≥ score(B) + threshold, B symmetrically, else invalid."""
     if not scores or set(scores) != set(OPTION_LABELS):
         return None

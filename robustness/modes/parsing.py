@@ -22,7 +22,8 @@ from robustness.data.types import OPTION_LABELS, Choice
 _MARKDOWN = re.compile(r"(\*\*|__|`+)")
 # "Answer: B", "Final answer - (B)", "the answer is B", "Answer: **B**" (markdown stripped first)
 _ANSWER_MARKER = re.compile(
-    r"(?i:\banswer\b)(?:\s+(?i:is))?\s*[:\-=]?\s*(?i:option\s*)?[\(\[\"']*\s*([A-Z])(?![A-Za-z0-9])")
+    r"(?i:\banswer\b)(?:\s+(?i:is))?\s*[:\-=]?\s*(?i:option\s*)?[\(\[\"']*\s*"
+    r"([A-Z])(?![A-Za-z0-9])")
 _OPTION_WORD = re.compile(r"(?i:\b(?:option|choice))\s*[\(\[\"']?\s*([A-Z])(?![A-Za-z0-9])")
 _WHOLE = re.compile(r"^[\W_]*([A-Za-z])[\W_]*$")  # a whole answer of one letter, any case
 _LEADING = re.compile(r"^[\s\(\[\"'#*]*([A-Z])\s*(?:[\)\]\.:,;\"'*]|\n|$)")
@@ -36,7 +37,8 @@ _REFUSAL = re.compile(
     r"(?i)\b(?:i\s*(?:can\s*not|cannot|can't|can’t|am unable|'m unable|am not able|'m not able)"
     r"|unable to (?:determine|answer|provide|tell|assess|say)"
     r"|i'?m sorry|i apologi[sz]e|not possible to (?:determine|tell|say)"
-    r"|cannot be determined|can't be determined|as an ai\b|consult (?:a|your) (?:doctor|physician|radiologist))")
+    r"|cannot be determined|can't be determined|as an ai\b"
+    r"|consult (?:a|your) (?:doctor|physician|radiologist))")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 

@@ -37,7 +37,8 @@ PAPER_TEMPLATES: dict[str, dict[str, str]] = {
         "direct": (f"{_MC_INTRO}\nQuestion: {{question}}\n(\"A\": {{option_A}})\n"
                    f"(\"B\": {{option_B}})\n{_LETTER_RULE} Your answer should be just one letter."
                    "\n#answer: (\""),
-        "cot": f"{_MC_INTRO}\nQuestion: {{question}}\nA: {{option_A}}\nB: {{option_B}}\n{_COT_RULE}",
+        "cot": (f"{_MC_INTRO}\nQuestion: {{question}}\nA: {{option_A}}\nB: {{option_B}}\n"
+                f"{_COT_RULE}"),
     },
     "gd": {
         "direct": (f"{_MC_INTRO}\nQuestion: {{question}}\nA: {{option_A}}\nB: {{option_B}}\n"
