@@ -58,6 +58,15 @@ def _check_launcher(argv: list[str]) -> None:
                                   f"(pip install -e '.[{need[1]}]')")
 
 
+def quiet_schema_matching() -> None:
+    """Our launcher files share their plugin's name so ``hydra/launcher=joblib`` keeps working;
+    Hydra then validates them against the plugin's schema (good) and warns (noise)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore schema",
+                            category=UserWarning)
+
+
 def _report_status(kind: str) -> None:
     path = os.environ.get(STATUS_ENV)
     if path:
@@ -89,6 +98,7 @@ def run_app(argv: list[str]) -> int:
 
     conf = config_dir()
     _check_launcher(argv)
+    quiet_schema_matching()
     fd, status_file = tempfile.mkstemp(prefix="robustness-jobs-", suffix=".txt")
     os.close(fd)
     saved_argv, saved_status = sys.argv, os.environ.get(STATUS_ENV)

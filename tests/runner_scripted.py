@@ -92,3 +92,61 @@ class ScriptedAdapter(ModelAdapter):
         return [LoglikelihoodResult(scores=[ContinuationScore(-float(_h(r.prompt.cache_payload(), c) % 100) / 10,
                                                               len(c.split()), len(c))
                                             for c in r.continuations]) for r in requests]
+
+
+# --------------------------------------------------------------------------- a scripted mode
+
+from robustness.models.base import Prompt, text_message  # noqa: E402
+from robustness.modes.base import AnsweringMode  # noqa: E402
+from robustness.modes.query import Answer, Query  # noqa: E402
+
+
+class ScriptedLetterMode(AnsweringMode):
+    """A minimal MC-style mode for runner tests: options listed with letters, letter parsed."""
+
+    name = "scripted_mc"
+
+    def render(self, q: Query) -> Prompt:
+        text = f"{q.question}\nA. {q.options[0]}\nB. {q.options[1]}\nstrategy={q.strategy}"
+        return Prompt(messages=(text_message("user", text, with_image=True),), images=(q.image,))
+
+    def answer(self, adapter: ModelAdapter, queries: Sequence[Query]) -> list[Answer]:
+        results = adapter.generate([GenerateRequest(self.render(q)) for q in queries])
+        out = []
+        for q, r in zip(queries, results):
+            letter = r.text.rsplit(" ", 1)[-1] if r.text else None
+            displayed = letter if letter in ("A", "B") else None
+            out.append(Answer(pair_id=q.pair_id, image_index=q.image_index,
+                              choice=q.to_original(displayed), displayed_choice=displayed,
+                              raw={"text": r.text, "usage": {"input_tokens": 10,
+                                                              "output_tokens": 3}},
+                              error=r.error))
+        return out
+
+
+def write_benchmark(folder: Path, n_pairs: int = 12) -> Path:
+    """A MediConfusion-format folder (dataset.json + images/*.png) with random images."""
+    import numpy as np
+    from PIL import Image
+
+    cats = ["Cerebral", "Vascular", "Pulmonary"]
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    data = {}
+    for i in range(n_pairs):
+        a, b = 2 * i + 1, 2 * i + 2
+        for local in (a, b):
+            Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(
+                images / f"{local}.png")
+        flip = i % 2 == 0
+        data[str(1000 + i)] = {
+            "im_1": f"r/{a}.jpg", "im_2": f"r/{b}.jpg", "im_1_local": a, "im_2_local": b,
+            "cap_1": "c1", "cap_2": "c2", "category_1": [cats[i % 3]], "category_2": [cats[i % 3]],
+            "BiomedCLIP_sim": 0.9, "DINO_sim": 0.5, "question": f"Is there a finding {i}?",
+            "option_A": "present", "option_B": "absent",
+            "im_1_correct": "A" if flip else "B", "im_2_correct": "B" if flip else "A",
+            "AI_question": "Finding?", "AI_option_A": "yes", "AI_option_B": "no",
+        }
+    (folder / "dataset.json").write_text(json.dumps(data))
+    return folder
