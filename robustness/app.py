@@ -67,6 +67,71 @@ def quiet_schema_matching() -> None:
                             category=UserWarning)
 
 
+class _StderrGate:
+    """Holds what Hydra writes to stderr until the first job starts.
+
+    Hydra reports a bad command line or config in several lines (search path, a hint about
+    HYDRA_FULL_ERROR); we turn that into the project's one line. Once a job runs, everything
+    passes straight through (progress bars, warnings).
+    """
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.buffer: list[str] = []
+        self.open = False
+
+    def write(self, text: str) -> int:
+        if self.open:
+            return self.real.write(text)
+        self.buffer.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.open:
+            self.real.flush()
+
+    def isatty(self) -> bool:
+        return self.real.isatty()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def release(self) -> None:
+        if not self.open:
+            self.open = True
+            self.real.write("".join(self.buffer))
+            self.buffer.clear()
+
+    def one_line(self) -> str:
+        """The held text as one line, without Hydra's search-path listing and hints."""
+        kept: list[str] = []
+        options: list[str] | None = None
+        section = ""
+        for line in "".join(self.buffer).splitlines():
+            text = line.strip()
+            if text.startswith("Config search path"):
+                section = "search"
+            elif text.startswith("Available options"):
+                section, options = "options", []
+                kept.append(text.rstrip(":") + ": {options}")
+            elif section and line.startswith(("\t", " ")) and text:
+                if section == "options" and options is not None:
+                    options.append(text)
+            elif text and "HYDRA_FULL_ERROR" not in text and "ConfigStore schema" not in text:
+                section = ""
+                kept.append(text.rstrip("."))
+        message = "; ".join(kept)
+        return message.replace("{options}", ", ".join(options or []))
+
+
+_GATE: _StderrGate | None = None
+
+
+def _open_stderr() -> None:
+    if _GATE is not None:
+        _GATE.release()
+
+
 def _report_status(kind: str) -> None:
     path = os.environ.get(STATUS_ENV)
     if path:
@@ -74,9 +139,44 @@ def _report_status(kind: str) -> None:
             fh.write(kind + "\n")
 
 
+def redact_overrides(args: list[str]) -> list[str]:
+    """Command-line overrides with secret values hidden (``model.api_key=***``)."""
+    from robustness.tracking.redact import redact
+
+    return [redact(arg) for arg in args]
+
+
+def _redact_hydra_files() -> None:
+    """Hydra saved the composed config and the overrides in ``<run_dir>/.hydra``: hide secrets."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from robustness.tracking.redact import redact
+
+    try:
+        hc = HydraConfig.get()
+    except ValueError:
+        return
+    if not hc.output_subdir:
+        return
+    folder = Path(hc.runtime.output_dir) / hc.output_subdir
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        clean = redact(data)
+        if clean != data:
+            path.write_text(OmegaConf.to_yaml(OmegaConf.create(clean)), encoding="utf-8")
+
+
 def _task(cfg: Any) -> int:
     """One Hydra job: build and run the experiment; user errors are one line, exit 2."""
+    _open_stderr()
+    saved_argv = sys.argv
+    sys.argv = [sys.argv[0], *redact_overrides(sys.argv[1:])]  # W&B records the command line
     try:
+        _redact_hydra_files()
         run_experiment(cfg)
     except UserError as err:
         print(f"robustness: error: {err}", file=sys.stderr)
@@ -88,6 +188,8 @@ def _task(cfg: Any) -> int:
     except Exception:
         _report_status("crash")
         raise
+    finally:
+        sys.argv = saved_argv
     _report_status("ok")
     return 0
 
@@ -101,9 +203,13 @@ def run_app(argv: list[str]) -> int:
     quiet_schema_matching()
     fd, status_file = tempfile.mkstemp(prefix="robustness-jobs-", suffix=".txt")
     os.close(fd)
-    saved_argv, saved_status = sys.argv, os.environ.get(STATUS_ENV)
+    global _GATE
+    saved_argv, saved_status, saved_stderr = sys.argv, os.environ.get(STATUS_ENV), sys.stderr
     sys.argv = ["robustness", *argv]
     os.environ[STATUS_ENV] = status_file
+    if not os.environ.get("HYDRA_FULL_ERROR"):
+        _GATE = _StderrGate(saved_stderr)
+        sys.stderr = _GATE  # type: ignore[assignment]
     code = 0
     try:
         main = hydra.main(config_path=str(conf), config_name="config", version_base=None)(_task)
@@ -113,8 +219,15 @@ def run_app(argv: list[str]) -> int:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
             if code == 1 and not Path(status_file).read_text().strip():
                 code = 2  # Hydra rejected the command line or config before any job ran
+                if _GATE is not None and not _GATE.open:
+                    message = _GATE.one_line()
+                    _GATE.buffer.clear()
+                    raise ConfigError(message or "invalid command line or config") from None
         outcomes = Path(status_file).read_text().split()
     finally:
+        if _GATE is not None:
+            _GATE.release()
+        sys.stderr, _GATE = saved_stderr, None
         sys.argv = saved_argv
         if saved_status is None:
             os.environ.pop(STATUS_ENV, None)

@@ -33,6 +33,19 @@ def secret_values(environ: Mapping[str, str] | None = None) -> set[str]:
     return {v for k, v in env.items() if SECRET_ENV.search(k) and len(v) >= MIN_SECRET_LEN}
 
 
+ASSIGNMENT = re.compile(r"([\w.+~\-]+)=([^,\s]+)")
+
+
+def _redact_assignments(text: str) -> str:
+    """``model.api_key=sk-...`` inside a string (override lists, joined override names)."""
+
+    def sub(match: re.Match) -> str:
+        name = match.group(1).lstrip("+~").rsplit(".", 1)[-1]
+        return f"{match.group(1)}={REDACTED}" if is_secret_key(name) else match.group(0)
+
+    return ASSIGNMENT.sub(sub, text) if "=" in text else text
+
+
 def redact(obj: Any, *, secrets: set[str] | None = None) -> Any:
     """A copy of ``obj`` (dicts, lists, scalars) with secret values replaced."""
     secrets = secret_values() if secrets is None else secrets
@@ -45,6 +58,7 @@ def redact(obj: Any, *, secrets: set[str] | None = None) -> Any:
         if isinstance(value, (list, tuple)):
             return [walk(v, None) for v in value]
         if isinstance(value, str):
+            value = _redact_assignments(value)
             for secret in secrets:
                 if secret in value:
                     value = value.replace(secret, REDACTED)
