@@ -259,18 +259,6 @@ def _abspath(path: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(str(path))).resolve()
 
 
-def build_probes(cfg: Any) -> list:
-    """One probe per entry of ``cfg.probe`` (in list order)."""
-    from hydra.utils import instantiate
-
-    probes = []
-    for name, node in (cfg.get("probe") or {}).items():
-        if node is None or "_target_" not in node:
-            raise ConfigError(f"probe.{name}: not a probe config (no _target_)")
-        probes.append(instantiate(node, _convert_="all"))
-    return probes
-
-
 def base_query_transform(prompt_cfg: Any):
     """The run's base prompting strategy (``prompt`` group) as a query → query function."""
     from dataclasses import replace
@@ -296,6 +284,7 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from attacks import build_probes
     from robustness.models.cache import CachedAdapter
     from robustness.runner import RunMeta, Runner, RunSettings
     from robustness.tracking import MultiTracker, redact
@@ -311,7 +300,7 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     prompt_name = str(choices.get("prompt") or (cfg.get("prompt") or {}).get("strategy", "direct"))
 
     source = instantiate(cfg.dataset, _convert_="all")
-    probes = build_probes(cfg)
+    probes = build_probes(cfg.get("probe"))
     mode = instantiate(cfg.mode, _convert_="all")
     logger_cfg = cfg.get("logger")
     external = instantiate(logger_cfg, _convert_="all") if logger_cfg and "_target_" in logger_cfg \
