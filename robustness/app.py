@@ -197,6 +197,8 @@ def _task(cfg: Any) -> int:
 def run_app(argv: list[str]) -> int:
     """Run the Hydra app on ``argv`` and return the process exit code."""
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     conf = config_dir()
     _check_launcher(argv)
@@ -215,6 +217,9 @@ def run_app(argv: list[str]) -> int:
         main = hydra.main(config_path=str(conf), config_name="config", version_base=None)(_task)
         try:
             main()
+        except (HydraException, OmegaConfBaseException) as err:  # --help / --cfg paths
+            message = " ".join(str(err).split("Config search path")[0].split())
+            raise ConfigError(message or type(err).__name__) from None
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
             if code == 1 and not Path(status_file).read_text().strip():
