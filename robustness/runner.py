@@ -142,8 +142,7 @@ class Runner:
     def __init__(self, benchmark: Benchmark, adapter: ModelAdapter, mode: AnsweringMode,
                  probes: Sequence[Probe] = (), *, run_dir: str | Path,
                  tracker: Tracker | None = None, settings: RunSettings | None = None,
-                 meta: RunMeta | None = None,
-                 base_query: Callable[[Query], Query] | None = None,
+                 meta: RunMeta | None = None, prompt: Any = None,
                  explainer: Any = None) -> None:
         self.benchmark = benchmark
         self.adapter = adapter
@@ -153,7 +152,7 @@ class Runner:
         self.tracker = tracker or NullTracker()
         self.settings = settings or RunSettings()
         self.meta = meta or RunMeta()
-        self.base_query = base_query
+        self.prompt = prompt  # the base prompting strategy (``PromptStrategy``), or None
         self.explainer = explainer
         if self.settings.batch_pairs < 1:
             raise ConfigError(f"batch_pairs: must be at least 1, got {self.settings.batch_pairs}")
@@ -166,6 +165,8 @@ class Runner:
         """Clean first, then every probe's conditions; names unique; fail before any work."""
         self.mode.check(self.adapter)
         check_strategy = getattr(self.mode, "check_strategy", None)
+        if check_strategy is not None and self.prompt is not None:
+            check_strategy(self.prompt.strategy)
         plan: list[tuple[Probe | None, Condition]] = [
             (None, Condition(name=CLEAN, probe=CLEAN, params={}))]
         seen = {CLEAN: "the clean condition"}
@@ -192,16 +193,34 @@ class Runner:
                                           ImageInput.open(pair.images[1]))
         return self._images[pair.pair_id]
 
+    def raw_queries(self, pair: Pair) -> tuple[Query, Query]:
+        """The unperturbed queries of ``pair`` before the base prompting strategy."""
+        return clean_queries(pair, self.images(pair))
+
     def clean_pair_queries(self, pair: Pair) -> tuple[Query, Query]:
         """The clean queries of ``pair`` with the run's base prompting strategy applied."""
-        key = (pair.pair_id, 1)
-        if key not in self._clean:
-            qs = clean_queries(pair, self.images(pair))
-            if self.base_query is not None:
-                qs = tuple(self.base_query(q) for q in qs)  # type: ignore[assignment]
+        if (pair.pair_id, 1) not in self._clean:
+            qs = self.raw_queries(pair)
+            if self.prompt is not None:
+                examples = self._base_examples(pair, qs)
+                qs = tuple(self.prompt.apply(q, examples) for q in qs)  # type: ignore[assignment]
             for q in qs:
                 self._clean[q.key] = q
         return self._clean[(pair.pair_id, 1)], self._clean[(pair.pair_id, 2)]
+
+    def _base_examples(self, pair: Pair, queries: tuple[Query, Query]) -> tuple:
+        """Worked examples for a ``few_shot`` base strategy: the few_shot probe's seeded pick
+        from other pairs (never this one), images from the raw loader (no recursion)."""
+        k = int(getattr(self.prompt, "few_shot_k", 0) or 0)
+        if getattr(self.prompt, "strategy", "") != "few_shot" or k < 1:
+            return ()
+        from attacks.prompting import FewShot
+
+        picker = FewShot(k=k, name="prompt_few_shot")
+        ctx = ProbeContext(benchmark=self.benchmark, seed=self.settings.seed,
+                           load_queries=self.raw_queries)
+        cond = Condition(name="prompt_few_shot", probe="prompt_few_shot", params={"k": k})
+        return tuple(picker.apply(cond, pair, queries, ctx)[0].few_shot)
 
     def probe_context(self) -> ProbeContext:
         return ProbeContext(benchmark=self.benchmark, seed=self.settings.seed,
