@@ -335,6 +335,9 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
         summary = runner.run()
     finally:
         adapter.close()
+        judge = getattr(getattr(mode, "judge", None), "adapter", None)
+        if judge is not None and hasattr(judge, "close"):
+            judge.close()
     print(format_console_table(summary))
     print(f"outputs: {run_dir}  (summary.json, report.md, predictions/)")
     return summary

@@ -344,10 +344,12 @@ class Runner:
                 for a in result.answers.values():
                     if a.error:
                         failures[a.error] += 1
-                    u = a.raw.get("usage") if isinstance(a.raw, dict) else None
-                    if isinstance(u, dict):
-                        usage["input_tokens"] += int(u.get("input_tokens") or 0)
-                        usage["output_tokens"] += int(u.get("output_tokens") or 0)
+                    raw = a.raw if isinstance(a.raw, dict) else {}
+                    judge = raw.get("judge") if isinstance(raw.get("judge"), dict) else {}
+                    for who, u in (("model", raw.get("usage")), ("judge", judge.get("usage"))):
+                        if isinstance(u, dict):
+                            usage[f"{who}_input"] += int(u.get("input_tokens") or 0)
+                            usage[f"{who}_output"] += int(u.get("output_tokens") or 0)
                 log.info("%s: set accuracy %.2f%% (%d answers from cache, %d asked, %.1f s)",
                          cond.name, result.report.overall.set_accuracy,
                          result.cache.get("hits", 0), result.cache.get("misses", 0),
@@ -414,13 +416,7 @@ class Runner:
     def _summary(self, conditions: dict[str, Any], failures: Counter, usage: Counter,
                  started_at: str, t0: float) -> dict[str, Any]:
         bench = self.benchmark
-        prices = getattr(self.adapter, "prices", None)
-        usage_out: dict[str, Any] = {"input_tokens": usage["input_tokens"],
-                                     "output_tokens": usage["output_tokens"]}
-        if isinstance(prices, Mapping) and (usage_out["input_tokens"] or usage_out["output_tokens"]):
-            usage_out["estimated_cost_usd"] = round(
-                usage_out["input_tokens"] / 1e6 * float(prices.get("input_per_million", 0))
-                + usage_out["output_tokens"] / 1e6 * float(prices.get("output_per_million", 0)), 6)
+        usage_out = self._usage(usage)
         cache_path = getattr(self.adapter, "path", None)
         return {
             "model": self.meta.model or str(self.adapter.model_id),
@@ -446,6 +442,42 @@ class Runner:
             "elapsed_s": round(time.perf_counter() - t0, 2),
             "versions": {"python": platform.python_version(), **_versions()},
         }
+
+    def _judge_adapter(self) -> ModelAdapter | None:
+        judge = getattr(self.mode, "judge", None)
+        adapter = getattr(judge, "adapter", None)
+        return adapter if isinstance(adapter, ModelAdapter) else None
+
+    def _usage(self, tokens: Counter) -> dict[str, Any]:
+        """Token usage of the answers (as if asked now) and of this run's model calls (cache
+        misses only), with cost estimates where the model config gives ``prices``."""
+        def block(inp: int, out: int, prices: Any) -> dict[str, Any]:
+            b: dict[str, Any] = {"input_tokens": inp, "output_tokens": out}
+            if isinstance(prices, Mapping) and (inp or out):
+                b["estimated_cost_usd"] = round(
+                    inp / 1e6 * float(prices.get("input_per_million", 0) or 0)
+                    + out / 1e6 * float(prices.get("output_per_million", 0) or 0), 6)
+            return b
+
+        parts = {"model": (self.adapter, tokens["model_input"], tokens["model_output"])}
+        judge = self._judge_adapter()
+        if judge is not None or tokens["judge_input"] or tokens["judge_output"]:
+            parts["judge"] = (judge, tokens["judge_input"], tokens["judge_output"])
+        out: dict[str, Any] = {}
+        for who, (adapter, inp, outp) in parts.items():
+            prices = getattr(adapter, "prices", None) if adapter is not None else None
+            entry = block(inp, outp, prices)
+            stats = getattr(adapter, "stats", None)
+            if stats is not None and hasattr(stats, "input_tokens"):
+                entry["this_run"] = block(stats.input_tokens, stats.output_tokens, prices)
+            out[who] = entry
+        entries = list(out.values())
+        total: dict[str, Any] = {"input_tokens": sum(e["input_tokens"] for e in entries),
+                                 "output_tokens": sum(e["output_tokens"] for e in entries)}
+        costs = [e["estimated_cost_usd"] for e in entries if "estimated_cost_usd" in e]
+        if costs:
+            total["estimated_cost_usd"] = round(sum(costs), 6)
+        return {**total, **out}
 
     def _answer_rows(self, result: ConditionResult, queries: QueryMap) -> list[tuple[Any, ...]]:
         rows = []

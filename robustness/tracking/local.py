@@ -95,8 +95,18 @@ def render_report(summary: dict[str, Any], examples: dict[str, str]) -> str:
     usage = summary.get("usage") or {}
     if usage.get("input_tokens") or usage.get("output_tokens"):
         cost = usage.get("estimated_cost_usd")
-        lines.append(f"- Tokens: {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} "
-                     f"out" + (f" · estimated cost ${cost:.4f}" if cost is not None else ""))
+        spent = [u.get("this_run", {}) for k, u in usage.items() if isinstance(u, dict)]
+        spent_cost = [s_.get("estimated_cost_usd") for s_ in spent if "estimated_cost_usd" in s_]
+        line = (f"- Tokens of these answers: {usage.get('input_tokens', 0)} in / "
+                f"{usage.get('output_tokens', 0)} out")
+        if cost is not None:
+            line += f" · estimated cost ${cost:.4f}"
+        if spent:
+            line += (f" · asked in this run: {sum(s_.get('input_tokens', 0) for s_ in spent)} in / "
+                     f"{sum(s_.get('output_tokens', 0) for s_ in spent)} out")
+            if spent_cost:
+                line += f" (${sum(spent_cost):.4f})"
+        lines.append(line)
     lines += ["", "## Conditions", "",
               "Percentages. Δ = probe − clean in points on the same pairs; CI = paired bootstrap "
               "95% interval of Δ set accuracy; p = exact McNemar on pair correctness; flip = "
