@@ -124,10 +124,12 @@ def test_every_config_composes_and_builds(group, name):
         probes = build_probes(cfg.probe)
         assert [p.name for p in probes] == [name]
         return
-    if group.startswith("model"):
-        node = cfg.model
-    else:
-        node = cfg[group.split("/")[0]]
+    if group.startswith("hydra/"):
+        assert OmegaConf.to_container(cfg.hydra[group.split("/")[1]], resolve=True)
+        return
+    node = cfg[group.split("/")[0]]
+    if OmegaConf.missing_keys(node):  # values the user must give (model.base_url=???)
+        return
     if "_target_" in node:
         built = build(node)
         if group == "dataset":
