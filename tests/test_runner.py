@@ -165,6 +165,10 @@ def test_sweep_gives_each_job_its_own_run_and_wandb_run(tmp_path, bench):
         bias[summary["model"]] = summary["conditions"]["option_swap"]["probe_metrics"][
             "position_bias"]
     assert bias["scripted_biased"] > bias["scripted"] + 10
+    table = (sweep / "sweep_summary.md").read_text()  # one table over both jobs
+    assert "| 0_scripted_scripted_mc | scripted |" in table
+    assert "| 1_scripted_biased_scripted_mc | scripted_biased |" in table
+    assert "position_bias" in table
 
 
 def test_missing_images_say_how_to_download(tmp_path, capsys):

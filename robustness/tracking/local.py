@@ -65,7 +65,15 @@ def format_console_table(summary: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     head = (f"{summary.get('model')} · {summary.get('mode')} · {summary.get('dataset')} "
             f"({summary.get('n_pairs')} pairs) — percentages; Δ = probe − clean, points")
-    return head + "\n" + "\n".join(lines)
+    extras = [f"{name}: {probe_metrics_line(cond['probe_metrics'])}"
+              for name, cond in summary.get("conditions", {}).items() if cond.get("probe_metrics")]
+    return "\n".join([head, *lines, *extras])
+
+
+def probe_metrics_line(metrics: dict[str, Any]) -> str:
+    """Scalar probe metrics as ``key value`` pairs (nested ones are in summary.json)."""
+    return ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
