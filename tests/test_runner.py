@@ -205,3 +205,16 @@ def test_secrets_never_reach_the_run_folder(tmp_path, bench, monkeypatch):
             assert cli_secret.encode() not in data, path
     facts = run_facts(tmp_path / "run")
     assert facts["config"]["service"]["api_key"] == "***"
+
+
+def test_parallel_sweep_reports_a_failed_job_with_exit_2(tmp_path, bench, capfd):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    args = cli_args(tmp_path, bench, "probe=[]", "logger=none", f"hydra.sweep.dir={sweep}",
+                    "hydra/launcher=joblib")
+    code = main(["-m", *args, "batch_pairs=4,0"])  # the second job has a bad setting
+    err = capfd.readouterr().err
+    assert code == 2
+    assert "robustness: error: batch_pairs: must be at least 1, got 0" in err
+    assert (sweep / "0_scripted_scripted_mc" / "summary.json").is_file()
+    assert not (sweep / "1_scripted_scripted_mc" / "summary.json").exists()
