@@ -311,10 +311,10 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     adapter = instantiate(cfg.model, _convert_="all")
     cache_cfg = cfg.get("cache") or {}
     try:
-        if cache_cfg.get("enabled", True):
-            adapter = CachedAdapter(adapter, _abspath(cache_cfg.get("dir", ".cache/robustness"))
-                                    / "answers")
-            _cache_judge(mode, _abspath(cache_cfg.get("dir", ".cache/robustness")) / "answers")
+        answers_dir = _abspath(cache_cfg.get("dir", ".cache/robustness")) / "answers"
+        enabled = bool(cache_cfg.get("enabled", True))
+        adapter = CachedAdapter(adapter, answers_dir, enabled=enabled)
+        _cache_judge(mode, answers_dir, enabled)
         config = redact(OmegaConf.to_container(cfg, resolve=True))
         config["choices"] = choices
         tags = (f"model:{model_name}", f"mode:{mode_name}", f"dataset:{dataset_name}",
@@ -343,7 +343,7 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     return summary
 
 
-def _cache_judge(mode: Any, cache_dir: Path) -> None:
+def _cache_judge(mode: Any, cache_dir: Path, enabled: bool = True) -> None:
     """FF's judge is a model too: its answers go through the same cache."""
     from robustness.models.base import ModelAdapter
     from robustness.models.cache import CachedAdapter
@@ -352,7 +352,7 @@ def _cache_judge(mode: Any, cache_dir: Path) -> None:
     for holder, attr in ((mode, "judge"), (judge, "adapter")):
         inner = getattr(holder, attr, None) if holder is not None else None
         if isinstance(inner, ModelAdapter) and not isinstance(inner, CachedAdapter):
-            setattr(holder, attr, CachedAdapter(inner, cache_dir))
+            setattr(holder, attr, CachedAdapter(inner, cache_dir, enabled=enabled))
 
 
 def _jsonable(obj: Any) -> Any:

@@ -265,7 +265,7 @@ class Runner:
         return answers
 
     def _cache_stats(self) -> dict[str, int]:
-        stats = getattr(self.adapter, "stats", None)
+        stats = getattr(self.adapter, "cache_stats", None)
         return stats.as_dict() if stats is not None else {}
 
     def run_condition(self, probe: Probe | None, condition: Condition, ctx: ProbeContext,
@@ -437,11 +437,25 @@ class Runner:
             "failures": dict(failures),
             "usage": usage_out,
             "cache": {**self._cache_stats(), "file": str(cache_path) if cache_path else None},
+            **self._backend_stats(),
             "run_dir": str(self.run_dir),
             "started_at": started_at,
             "elapsed_s": round(time.perf_counter() - t0, 2),
             "versions": {"python": platform.python_version(), **_versions()},
         }
+
+    def _backend_stats(self) -> dict[str, Any]:
+        """Counters a backend keeps itself (API adapters: requests, retries, failures)."""
+        out = {}
+        for key, adapter in (("model_stats", self.adapter), ("judge_stats", self._judge_adapter())):
+            inner = getattr(adapter, "inner", adapter)
+            stats = getattr(inner, "stats", None)
+            if callable(stats):
+                try:
+                    out[key] = _jsonable(stats())
+                except Exception:  # noqa: BLE001 - counters are informative, never fatal
+                    log.debug("no stats from %s", type(inner).__name__, exc_info=True)
+        return out
 
     def _judge_adapter(self) -> ModelAdapter | None:
         judge = getattr(self.mode, "judge", None)
@@ -467,8 +481,8 @@ class Runner:
         for who, (adapter, inp, outp) in parts.items():
             prices = getattr(adapter, "prices", None) if adapter is not None else None
             entry = block(inp, outp, prices)
-            stats = getattr(adapter, "stats", None)
-            if stats is not None and hasattr(stats, "input_tokens"):
+            stats = getattr(adapter, "cache_stats", None)
+            if stats is not None:
                 entry["this_run"] = block(stats.input_tokens, stats.output_tokens, prices)
             out[who] = entry
         entries = list(out.values())

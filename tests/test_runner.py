@@ -218,3 +218,12 @@ def test_parallel_sweep_reports_a_failed_job_with_exit_2(tmp_path, bench, capfd)
     assert "robustness: error: batch_pairs: must be at least 1, got 0" in err
     assert (sweep / "0_scripted_scripted_mc" / "summary.json").is_file()
     assert not (sweep / "1_scripted_scripted_mc" / "summary.json").exists()
+
+
+def test_cache_can_be_switched_off(tmp_path, bench):
+    counts = tmp_path / "requests.txt"
+    extra = ("probe=[]", "logger=none", f"model.count_file={counts}", "cache.enabled=false")
+    assert main(cli_args(tmp_path, bench, *extra, run="first")) == 0
+    assert main(cli_args(tmp_path, bench, *extra, run="second")) == 0
+    assert sum(int(line.split()[1]) for line in counts.read_text().splitlines()) == 48
+    assert not (tmp_path / "cache" / "answers").exists()

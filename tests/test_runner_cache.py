@@ -37,9 +37,9 @@ def test_second_call_and_new_process_are_served_from_disk(tmp_path):
     inner = ScriptedAdapter()
     cached = CachedAdapter(inner, tmp_path)
     first = cached.generate(gen_requests(6))
-    assert inner.requests == 6 and cached.stats.misses == 6 and cached.stats.hits == 0
+    assert inner.requests == 6 and cached.cache_stats.misses == 6 and cached.cache_stats.hits == 0
     again = cached.generate(gen_requests(6))
-    assert inner.requests == 6 and cached.stats.hits == 6
+    assert inner.requests == 6 and cached.cache_stats.hits == 6
     assert [r.text for r in again] == [r.text for r in first]
     # a fresh wrapper (as in a new process) reads the file: nothing reaches the model
     fresh_inner = ScriptedAdapter()

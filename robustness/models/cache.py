@@ -228,7 +228,7 @@ class CachedAdapter(ModelAdapter):
         digest = identity_hash(self._identity)
         self.path = Path(cache_dir) / f"{_slug(str(adapter.model_id))}-{digest[:16]}.jsonl"
         self.store = AnswerStore(self.path) if enabled else None
-        self.stats = CacheStats()
+        self.cache_stats = CacheStats()
 
     # --- identity passes through: the cache changes no answer -------------------------------
     @property
@@ -263,13 +263,13 @@ class CachedAdapter(ModelAdapter):
             return []
         if self.store is None:
             fresh = list(compute(requests))
-            self.stats.misses += len(requests)
-            self.stats.calls += 1
+            self.cache_stats.misses += len(requests)
+            self.cache_stats.calls += 1
             for result in fresh:
                 usage = getattr(result, "usage", None)
                 if usage is not None:
-                    self.stats.input_tokens += int(usage.input_tokens or 0)
-                    self.stats.output_tokens += int(usage.output_tokens or 0)
+                    self.cache_stats.input_tokens += int(usage.input_tokens or 0)
+                    self.cache_stats.output_tokens += int(usage.output_tokens or 0)
             return fresh
         keys = [request_key(self._identity, kind, r) for r in requests]
         if any(k not in self.store for k in keys):
@@ -280,27 +280,27 @@ class CachedAdapter(ModelAdapter):
             hit = self.store.get(key)
             if hit is not None and hit[0] == kind:
                 results[i] = decode_result(kind, hit[1])
-                self.stats.hits += 1
+                self.cache_stats.hits += 1
             else:
                 todo.setdefault(key, []).append(i)
         if todo:
             first = [positions[0] for positions in todo.values()]
             fresh = list(compute([requests[i] for i in first]))
-            self.stats.calls += 1
+            self.cache_stats.calls += 1
             if len(fresh) != len(first):
                 raise RuntimeError(f"{type(self.inner).__name__}.{kind} returned {len(fresh)} "
                                    f"results for {len(first)} requests")
-            self.stats.misses += len(first)
+            self.cache_stats.misses += len(first)
             new_records = []
             for (key, positions), result in zip(todo.items(), fresh):
                 usage = getattr(result, "usage", None)
                 if usage is not None:
-                    self.stats.input_tokens += int(usage.input_tokens or 0)
-                    self.stats.output_tokens += int(usage.output_tokens or 0)
+                    self.cache_stats.input_tokens += int(usage.input_tokens or 0)
+                    self.cache_stats.output_tokens += int(usage.output_tokens or 0)
                 for i in positions:
                     results[i] = result
                 if cacheable(result):
                     new_records.append((key, kind, encode_result(result)))
             self.store.append(new_records)
-            self.stats.hits += sum(len(p) - 1 for p in todo.values())  # in-call duplicates
+            self.cache_stats.hits += sum(len(p) - 1 for p in todo.values())  # in-call duplicates
         return results
