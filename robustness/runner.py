@@ -304,8 +304,8 @@ class Runner:
                        group=self.meta.group, job_type=self.meta.mode or self.mode.name,
                        tags=self.meta.tags, config=self.meta.config)
         status = "failed"
-        self.tracker.start(info)
         try:
+            self.tracker.start(info)
             summary = self._run(started_at, t0)
             status = "ok"
             return summary
