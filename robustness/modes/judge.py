@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from robustness.data.types import OPTION_LABELS, Choice
 from robustness.errors import ConfigError
+from robustness.metrics import threshold_choice as scores_to_choice
 from robustness.models.base import (Capability, GenerateRequest, GenerationSettings, ModelAdapter,
                                     Prompt, Usage, text_message)
 
@@ -77,15 +78,11 @@ def parse_judge_scores(text: str | None,
 
 def threshold_choice(scores: Mapping[str, float] | None,
                      threshold: float = PAPER_THRESHOLD) -> Choice:
-    """The paper's rule: A if score(A) ≥ score(B) + threshold, B symmetrically, else invalid."""
+    """The paper's rule on a judge's per-option scores (``metrics.threshold_choice``);
+    missing or partial scores are invalid."""
     if not scores or set(scores) != set(OPTION_LABELS):
         return None
-    a, b = scores["A"], scores["B"]
-    if a >= b + threshold:
-        return "A"
-    if b >= a + threshold:
-        return "B"
-    return None
+    return scores_to_choice(scores["A"], scores["B"], threshold)
 
 
 @dataclass(frozen=True)
