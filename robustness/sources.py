@@ -1,0 +1,141 @@
+"""Where a run's benchmark comes from: the ``dataset`` config group builds one of these.
+
+``PhantomSource`` generates the synthetic phantom set once into a cache folder keyed by the
+generator's arguments and reuses it; ``FolderSource`` reads a MediConfusion-format folder
+(``dataset.json`` + ``images/``) as written by ``robustness data download`` or ``data phantom``.
+Both return a :class:`Benchmark` with images attached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from robustness.data.mediconfusion import load_benchmark
+from robustness.data.types import Benchmark
+from robustness.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+# The reference model trains on phantom seeds >= this; evaluation seeds stay below.
+TRAINING_SEED_START = 1000
+PHANTOM_DONE = ".complete"
+
+
+class BenchmarkSource(ABC):
+    """Builds the benchmark a run answers."""
+
+    name: str = ""
+
+    @abstractmethod
+    def load(self) -> Benchmark:
+        """The benchmark with every pair's image files attached (``Pair.images``)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Settings worth recording in the run summary."""
+        return {"name": self.name}
+
+
+class FolderSource(BenchmarkSource):
+    """A MediConfusion-format folder: ``root/dataset.json`` and ``root/images/<local id>.<ext>``."""
+
+    def __init__(self, root: str | Path, name: str = "mediconfusion",
+                 image_extension: str | None = None, verify_images: bool = True) -> None:
+        self.root = Path(os.path.expanduser(str(root)))
+        self.name = name
+        self.image_extension = image_extension
+        self.verify_images = verify_images
+
+    def load(self) -> Benchmark:
+        annotations = self.root / "dataset.json"
+        hint = f"run `robustness data download --out {self.root}`"
+        if not annotations.is_file():
+            raise UserError(f"{annotations}: no such file (dataset.root={self.root}; {hint})")
+        images = self.root / "images"
+        if not images.is_dir() or not any(images.iterdir()):
+            raise UserError(f"{images}: no images (dataset.root={self.root}; {hint})")
+        try:
+            return load_benchmark(annotations, images, image_extension=self.image_extension,
+                                  require_images=True, verify_images=self.verify_images,
+                                  name=self.name)
+        except UserError as err:
+            if "image not found" in str(err) or "does not exist" in str(err):
+                raise UserError(f"{err} — images are missing; {hint}") from None
+            raise
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "root": str(self.root)}
+
+
+class PhantomSource(BenchmarkSource):
+    """The phantom evaluation set, generated once per argument set into ``cache_dir``."""
+
+    def __init__(self, seed: int = 0, pairs: int = 176, size: int = 224,
+                 cache_dir: str | Path = ".cache/robustness/phantom", name: str = "phantom",
+                 difficulty: dict[str, Any] | None = None) -> None:
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs <= 0:
+            raise ConfigError(f"dataset.pairs: must be a positive integer, got {pairs!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"dataset.seed: must be a non-negative integer, got {seed!r}")
+        if seed >= TRAINING_SEED_START:
+            log.warning("dataset.seed=%d is in the reference model's training range (>= %d): "
+                        "its scores on this set are not held out", seed, TRAINING_SEED_START)
+        self.seed, self.pairs, self.size = seed, pairs, size
+        self.difficulty = dict(difficulty or {})
+        self.cache_dir = Path(os.path.expanduser(str(cache_dir)))
+        self.name = name
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return {"pairs": self.pairs, "seed": self.seed, "size": self.size, **self.difficulty}
+
+    def folder(self) -> Path:
+        """The cache folder of this argument set (generator version included in the key)."""
+        from robustness.data import phantom
+
+        version = getattr(phantom, "GENERATOR_VERSION", getattr(phantom, "__version__", "1"))
+        key = json.dumps({"args": self.arguments, "version": str(version)}, sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        return self.cache_dir / f"seed{self.seed}-n{self.pairs}-s{self.size}-{digest}"
+
+    def ensure(self) -> Path:
+        """Generate the set unless a complete copy is cached; safe under concurrent runs."""
+        from robustness.data.phantom import generate_phantom_benchmark
+
+        folder = self.folder()
+        if (folder / PHANTOM_DONE).is_file():
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            log.info("generating phantom set %s (once; cached in %s)", self.arguments, folder)
+            generate_phantom_benchmark(tmp, pairs=self.pairs, seed=self.seed, size=self.size,
+                                       **self.difficulty)
+            (tmp / PHANTOM_DONE).write_text(json.dumps(self.arguments, sort_keys=True) + "\n")
+            try:
+                os.replace(tmp, folder)  # atomic; fails if another process finished first
+            except OSError:
+                if not (folder / PHANTOM_DONE).is_file():
+                    shutil.rmtree(folder, ignore_errors=True)  # a stale half-written copy
+                    os.replace(tmp, folder)
+        except TypeError as err:
+            raise ConfigError(f"dataset.difficulty: {err}") from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    def load(self) -> Benchmark:
+        folder = self.ensure()
+        return load_benchmark(folder / "dataset.json", folder / "images", require_images=True,
+                              verify_images=False, name=f"{self.name}-seed{self.seed}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, **self.arguments, "folder": str(self.folder())}

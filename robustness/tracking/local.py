@@ -1,0 +1,166 @@
+"""The local report: ``report.md`` and example images in the run folder, and the console table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from robustness.tracking.base import ExampleImage, RunInfo, Tracker
+
+log = logging.getLogger(__name__)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _signed(value: Any) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def _p(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3g}" if value >= 0.001 else f"{value:.1e}"
+
+
+def _ci(ci: Any) -> str:
+    if not ci or any(v is None or v != v for v in ci):
+        return "–"
+    return f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
+
+
+CONDITION_COLUMNS = ("condition", "set acc", "Δ set", "95% CI Δ", "McNemar p", "indiv acc",
+                     "Δ indiv", "confusion", "Δ conf", "invalid", "flip %")
+
+
+def condition_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """One row per condition: metrics and (for probes) shifts against clean, as text."""
+    rows = []
+    for name, cond in summary.get("conditions", {}).items():
+        m, s = cond["overall"], cond.get("shift") or {}
+        rows.append([name, _fmt(m["set_accuracy"]), _signed(s.get("set_accuracy")),
+                     _ci(s.get("set_accuracy_ci")), _p(s.get("mcnemar_p")),
+                     _fmt(m["individual_accuracy"]), _signed(s.get("individual_accuracy")),
+                     _fmt(m["confusion"]), _signed(s.get("confusion")), _fmt(m["invalid_rate"]),
+                     _fmt(s.get("flip_rate"))])
+    return rows
+
+
+def format_console_table(summary: dict[str, Any]) -> str:
+    """A fixed-width table of every condition, for the terminal."""
+    rows = [list(CONDITION_COLUMNS)] + condition_rows(summary)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(CONDITION_COLUMNS))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    head = (f"{summary.get('model')} · {summary.get('mode')} · {summary.get('dataset')} "
+            f"({summary.get('n_pairs')} pairs) — percentages; Δ = probe − clean, points")
+    return head + "\n" + "\n".join(lines)
+
+
+def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def render_report(summary: dict[str, Any], examples: dict[str, str]) -> str:
+    """``report.md``: provenance, the condition table, per-category tables, probe metrics."""
+    bench = summary.get("benchmark", {})
+    cache = summary.get("cache", {})
+    lines = [
+        f"# Robustness run: {summary.get('model')} · {summary.get('mode')} · {summary.get('dataset')}",
+        "",
+        f"- Benchmark: `{bench.get('name')}` — {summary.get('n_pairs')} pairs, "
+        f"sha256 `{str(bench.get('content_hash', ''))[:12]}`, `{bench.get('path')}`",
+        f"- Model: `{summary.get('model_id')}` · mode `{summary.get('mode')}` · prompt "
+        f"`{summary.get('prompt')}` · seed {summary.get('seed')}",
+        f"- Started {summary.get('started_at')} · took {_fmt(summary.get('elapsed_s'), 1)} s · "
+        f"answers from cache {cache.get('hits', 0)} / asked the model {cache.get('misses', 0)}",
+    ]
+    failures = summary.get("failures") or {}
+    if failures:
+        lines.append("- Failed answers (counted invalid): "
+                     + ", ".join(f"{k} {v}" for k, v in failures.items()))
+    usage = summary.get("usage") or {}
+    if usage.get("input_tokens") or usage.get("output_tokens"):
+        cost = usage.get("estimated_cost_usd")
+        lines.append(f"- Tokens: {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} "
+                     f"out" + (f" · estimated cost ${cost:.4f}" if cost is not None else ""))
+    lines += ["", "## Conditions", "",
+              "Percentages. Δ = probe − clean in points on the same pairs; CI = paired bootstrap "
+              "95% interval of Δ set accuracy; p = exact McNemar on pair correctness; flip = "
+              "share of image answers that changed.", "",
+              _md_table(CONDITION_COLUMNS, condition_rows(summary)), ""]
+    conditions = summary.get("conditions", {})
+    cats: list[str] = []
+    for cond in conditions.values():
+        for cat in cond.get("per_category", {}):
+            if cat not in cats:
+                cats.append(cat)
+    if cats:
+        for metric, title in (("set_accuracy", "Set accuracy"), ("confusion", "Confusion")):
+            rows = [[cat] + [_fmt(c.get("per_category", {}).get(cat, {}).get(metric))
+                             for c in conditions.values()] for cat in cats]
+            lines += [f"## {title} per category", "",
+                      _md_table(["category", *conditions.keys()], rows), ""]
+    probe_rows = [(name, c["probe_metrics"]) for name, c in conditions.items()
+                  if c.get("probe_metrics")]
+    if probe_rows:
+        lines += ["## Probe metrics", ""]
+        for name, metrics in probe_rows:
+            lines.append(f"- **{name}**: " + ", ".join(
+                f"{k} = {_fmt(v) if not isinstance(v, (dict, list)) else v}"
+                for k, v in metrics.items()))
+        lines.append("")
+    if examples:
+        lines += ["## Example pairs", ""]
+        for name, rel in examples.items():
+            lines += [f"**{name}**", "", f"![{name}]({rel})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+class LocalReport(Tracker):
+    """Writes ``report.md`` and ``examples/<condition>.png`` into the run folder."""
+
+    def __init__(self) -> None:
+        self.run_dir: Path | None = None
+        self.examples: dict[str, str] = {}
+
+    def start(self, run: RunInfo) -> None:
+        self.run_dir = Path(run.run_dir)
+
+    def log_examples(self, condition: str, examples: Sequence[ExampleImage]) -> None:
+        if self.run_dir is None or not examples:
+            return
+        from PIL import Image
+
+        gap = np.full((8, examples[0].pixels.shape[1], 3), 255, dtype=np.uint8)
+        stacked = []
+        for e in examples:
+            px = e.pixels if e.pixels.ndim == 3 else np.stack([e.pixels] * 3, axis=-1)
+            stacked += [px[:, : gap.shape[1]], gap]
+        folder = self.run_dir / "examples"
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(ch if ch.isalnum() or ch in "._-@" else "_" for ch in condition)
+        Image.fromarray(np.concatenate(stacked[:-1], axis=0)).save(folder / f"{safe}.png")
+        self.examples[condition] = f"examples/{safe}.png"
+
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        if self.run_dir is None:
+            return
+        (self.run_dir / "report.md").write_text(render_report(summary, self.examples),
+                                                encoding="utf-8")
+
+    def finish(self, status: str = "ok") -> None:
+        pass
