@@ -96,3 +96,85 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> float:
     k = min(only_a, only_b)
     tail = sum(comb(n, i) for i in range(k + 1)) / 2**n
     return min(1.0, 2.0 * tail)
+
+
+def bootstrap_contrast_ci(terms: Sequence[tuple[float, Sequence[float], Sequence[float]]], *,
+                          resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                          level: float = 0.95) -> tuple[float, float]:
+    """Paired bootstrap CI (percentage points) of a contrast of ratio metrics over the same pairs.
+
+    Each term is ``(coefficient, numerators, denominators)`` with per-pair arrays aligned by pair;
+    the statistic is ``sum(coef * 100 * sum(num) / sum(den))``. One set of resampled pair indices
+    serves every term, so ``[(1, b, 1s), (-1, a, 1s)]`` is a paired difference and four terms give
+    a difference in differences (e.g. the change of a probe's shift between two models).
+    Resamples where a denominator sums to zero are dropped.
+    """
+    arrays = [(float(c), np.asarray(n, dtype=float), np.asarray(d, dtype=float))
+              for c, n, d in terms]
+    sizes = {a.size for _, n, d in arrays for a in (n, d)}
+    if len(sizes) != 1:
+        raise ValueError("all terms need per-pair arrays of the same length")
+    size = sizes.pop()
+    if size == 0:
+        return (float("nan"), float("nan"))
+    idx = _resample_indices(size, resamples, seed)
+    total = np.zeros(resamples)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for coef, num, den in arrays:
+            den_sum = den[idx].sum(axis=1)
+            total += coef * np.where(den_sum > 0, 100.0 * num[idx].sum(axis=1) / den_sum, np.nan)
+    return _percentile_ci(total, level)
+
+
+def sign_flip_exact(differences: Sequence[int]) -> float:
+    """Exact two-sided paired permutation (sign-flip) p-value for integer per-pair differences.
+
+    Under the null each pair's difference is as likely to have either sign, so the p-value is the
+    share of the 2^n sign assignments whose |sum| reaches the observed |sum| (zeros drop out).
+    For 0/±1 differences this equals :func:`mcnemar_exact`; it also serves ±2 differences
+    (individual accuracy) and differences in differences (a probe's shift, two models).
+    """
+    magnitudes: dict[int, int] = {}
+    observed = 0
+    for d in differences:
+        if int(d) != d:
+            raise ValueError("sign_flip_exact needs integer differences")
+        d = int(d)
+        observed += d
+        if d:
+            magnitudes[abs(d)] = magnitudes.get(abs(d), 0) + 1
+    if not magnitudes:
+        return 1.0
+    # counts[s + offset] = number of sign assignments with sum s (exact integers)
+    offset = sum(m * k for m, k in magnitudes.items())
+    counts = [0] * (2 * offset + 1)
+    counts[offset] = 1
+    for magnitude, k in magnitudes.items():
+        kernel = {magnitude * (2 * j - k): comb(k, j) for j in range(k + 1)}
+        nxt = [0] * len(counts)
+        for pos, ways in enumerate(counts):
+            if ways:
+                for shift, w in kernel.items():
+                    nxt[pos + shift] += ways * w
+        counts = nxt
+    n = sum(magnitudes.values())
+    extreme = sum(ways for pos, ways in enumerate(counts) if abs(pos - offset) >= abs(observed))
+    return min(1.0, extreme / 2**n)
+
+
+def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> list[float]:
+    """Family-wise adjusted p-values: ``holm`` (step-down), ``bonferroni`` or ``none``."""
+    m = len(pvalues)
+    if method == "none" or m == 0:
+        return [float(p) for p in pvalues]
+    if method == "bonferroni":
+        return [min(1.0, m * float(p)) for p in pvalues]
+    if method != "holm":
+        raise ValueError(f"unknown correction {method!r}")
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
+        adjusted[i] = running
+    return adjusted

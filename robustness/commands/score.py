@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import math
 import sys
 
+from robustness.commands.args import OneLineArgumentParser
 from robustness.data.mediconfusion import load_benchmark
-from robustness.metrics import RANDOM_GUESS, ScoreReport, score_pairs
+from robustness.errors import UserError
+from robustness.metrics import ScoreReport, score_pairs
 from robustness.predictions import complete_pairs, read_predictions
 from robustness.stats import bootstrap_cis
 
@@ -17,22 +19,28 @@ TABLE_HEADER = ("Category", "Total", "Set acc.", "Individual acc.", "Confused ac
 
 
 def format_table(report: ScoreReport) -> str:
-    """The official-style table: one row per category, then All (percentages to 2 decimals)."""
+    """The official-style table: one row per category, then All (percentages to 2 decimals).
+
+    Like the official ``print_score``, a row without valid pairs (or without valid unconfused
+    pairs) shows the integer ``0`` for confusion (precision), not ``0.0``.
+    """
     lines = [TABLE_FORMAT.format(*TABLE_HEADER)]
     rows = list(report.per_category.items()) + [("All", report.overall)]
     for name, m in rows:
+        confusion = round(m.confusion, 2) if m.valid_pairs > 0 else 0
+        precision = round(m.precision, 2) if m.unconfused_valid > 0 else 0
         lines.append(TABLE_FORMAT.format(
             name, m.n, round(m.set_accuracy, 2), round(m.individual_accuracy, 2),
-            round(m.confusion, 2), m.valid_pairs, round(m.invalid_rate, 2),
-            round(m.precision, 2), m.unconfused_valid))
+            confusion, m.valid_pairs, round(m.invalid_rate, 2), precision, m.unconfused_valid))
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(
         prog="robustness score",
         description="Score predictions (JSON Lines or official MediConfusion results) against "
-                    "annotations, with the official per-category weighting.")
+                    "annotations, with the official per-category weighting.",
+        epilog="Random guessing gives set accuracy 25%% and confusion 50%%.")
     parser.add_argument("predictions", help="JSON Lines ({pair_id, image, choice}) or an official "
                                             "results file ({pair_id: {answer: {im1, im2}}})")
     parser.add_argument("--annotations", required=True, metavar="DATASET_JSON",
@@ -45,11 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _finite_or_none(value: object) -> object:
+    """Strict JSON: a CI that cannot be computed (no valid pairs) is null, never NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    return value
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if not math.isfinite(args.threshold) or args.threshold < 0:
+        raise UserError(f"--threshold: expected a number >= 0, got {args.threshold}")
+    if args.resamples < 1:
+        raise UserError(f"--resamples: expected a positive integer, got {args.resamples}")
     benchmark = load_benchmark(args.annotations)
-    choices, fmt = read_predictions(args.predictions, threshold=args.threshold,
-                                    known_pairs={p.pair_id for p in benchmark})
+    choices, _fmt = read_predictions(args.predictions, threshold=args.threshold,
+                                     known_pairs={p.pair_id for p in benchmark})
     predicted = set(complete_pairs(args.predictions, choices))
     pairs = [p for p in benchmark if p.pair_id in predicted]
     if len(pairs) < len(benchmark):
@@ -61,9 +84,7 @@ def main(argv: list[str]) -> int:
         out["ci"] = bootstrap_cis([report.outcomes[p.pair_id] for p in pairs],
                                   resamples=args.resamples, seed=args.seed)
         out["n_pairs"] = len(pairs)
-        out["random_guess"] = RANDOM_GUESS
-        out["format"] = fmt
-        print(json.dumps(out, indent=2))
+        print(json.dumps(_finite_or_none(out), indent=2, allow_nan=False))
     else:
         print(format_table(report))
     return 0

@@ -90,6 +90,22 @@ def _parse_pair(path: Path, pair_id: str, raw: Any) -> Pair:
     )
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _reject_duplicate_ids(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` keeps the last of repeated keys silently; a repeated pair id is an error."""
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if key in out:
+            is_pair = isinstance(value, dict) and isinstance(out[key], dict)
+            raise _DuplicateKey(f"pair {key}: given twice" if is_pair
+                                else f"key {key!r} given twice in one object")
+        out[key] = value
+    return out
+
+
 def read_annotations(path: str | Path) -> tuple[dict[str, Any], str]:
     """Read ``dataset.json``; returns the raw mapping and the sha256 of its bytes."""
     path = Path(path)
@@ -102,9 +118,11 @@ def read_annotations(path: str | Path) -> tuple[dict[str, Any], str]:
     except OSError as err:
         raise UserError(f"{path}: cannot read ({err.strerror})") from None
     try:
-        raw = json.loads(data)
+        raw = json.loads(data, object_pairs_hook=_reject_duplicate_ids)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid JSON ({err})") from None
+    except _DuplicateKey as dup:
+        raise UserError(f"{path}: {dup.args[0]}") from None
     if not isinstance(raw, dict) or not raw:
         raise UserError(f"{path}: expected a non-empty object keyed by pair id")
     return raw, hashlib.sha256(data).hexdigest()
@@ -128,12 +146,17 @@ def _locate_image(path: Path, root: Path, pair: Pair, image: int, source: ImageS
 
 
 def _check_decodes(path: Path, pair_id: str, field: str, image_path: Path) -> None:
+    """Decode the whole image (``verify()`` alone misses truncated JPEGs); JPEGs are decoded at
+    reduced scale (``draft``), which still reads every byte of the compressed stream."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(image_path) as img:
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            if img.format == "JPEG":
+                img.draft(img.mode, (64, 64))
+            img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as err:
         raise _fail(path, pair_id, field, f"image does not decode: {image_path} ({err})") from None
 
 
@@ -163,12 +186,16 @@ def load_benchmark(
             raise UserError(f"{path}: image folder {root} does not exist "
                             "(run `robustness data download --out DIR` for MediConfusion)")
         attached = []
+        decoded: set[Path] = set()  # images shared by several pairs are decoded once
         for pair in pairs:
             files = tuple(_locate_image(path, root, pair, i, image_source, image_extension)
                           for i in (1, 2))
             if verify_images:
                 for i, file in enumerate(files, start=1):
-                    _check_decodes(path, pair.pair_id, f"im_{i}_local", file)
+                    if file not in decoded:
+                        field = f"im_{i}_local" if image_source == "local" else f"im_{i}"
+                        _check_decodes(path, pair.pair_id, field, file)
+                        decoded.add(file)
             attached.append(_replace_images(pair, files))
         pairs = attached
     return Benchmark(

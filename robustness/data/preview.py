@@ -80,10 +80,10 @@ def wrap(text: str, font, width: int) -> list[str]:
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` that touch a pixel outside it (a 1-pixel contour)."""
+    """Pixels just outside ``mask`` that touch it: a 1-pixel contour that leaves the finding visible."""
     padded = np.pad(mask, 1)
-    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
-    return mask & ~interior
+    touching = (padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:])
+    return touching & ~mask
 
 
 def mask_path(pair: Pair, image: int, root: Path) -> Path | None:

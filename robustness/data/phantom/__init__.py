@@ -5,10 +5,11 @@ ground-truth masks (``masks/<local id>.png``), so every loader, metric and probe
 the real benchmark. ``robustness data phantom --out DIR`` calls :func:`generate_phantom_benchmark`.
 """
 
-from robustness.data.phantom.benchmark import generate_phantom_benchmark
+from robustness.data.phantom.benchmark import generate_phantom_benchmark, phantom_pairs
+from robustness.data.phantom.generator import GeneratedPair
 from robustness.data.phantom.cli import main
 from robustness.data.phantom.questions import TEMPLATES, vocabulary
 from robustness.data.phantom.settings import FAMILIES, MODALITIES, Difficulty
 
-__all__ = ["FAMILIES", "MODALITIES", "TEMPLATES", "Difficulty", "generate_phantom_benchmark", "main",
-           "vocabulary"]
+__all__ = ["FAMILIES", "MODALITIES", "TEMPLATES", "Difficulty", "GeneratedPair", "generate_phantom_benchmark",
+           "main", "phantom_pairs", "vocabulary"]

@@ -129,11 +129,17 @@ class AbdominalCT(Modality):
 
 
 def _distractors(rng: np.random.Generator, a: AbdomenAnatomy, count: int) -> list[Overlay]:
-    """Gas bubbles in bowel loops, a small fluid-filled loop, a skin-fold crease."""
+    """Gas bubbles in bowel loops, a small fluid-filled loop, a skin-fold crease; beyond two
+    distractors, dense oral contrast in a bowel loop joins in as a look-alike of a calculus."""
     out: list[Overlay] = []
+    pool = ("gas", "fluid_loop", "skin_crease") + (("oral_contrast",) if count > 2 else ())
     for _ in range(count):
-        kind = choice(rng, ("gas", "fluid_loop", "skin_crease"))
-        if kind in ("gas", "fluid_loop"):
+        kind = choice(rng, pool)
+        if kind == "oral_contrast":
+            cx, cy = uniform(rng, 0.05, 0.5), a.body.cy + uniform(rng, -0.45, -0.2)
+            out.append(Overlay(Ellipse(cx, cy, 0.03, 0.025, uniform(rng, 0, math.pi), edge=1.5), "paint",
+                               300.0, TISSUE))
+        elif kind in ("gas", "fluid_loop"):
             cx, cy = uniform(rng, 0.0, 0.5), a.body.cy + uniform(rng, -0.5, -0.2)
             r = uniform(rng, 0.025, 0.04) if kind == "gas" else uniform(rng, 0.05, 0.07)
             out.append(Overlay(Ellipse(cx, cy, r, r * 0.8, uniform(rng, 0, math.pi), edge=1), "paint",

@@ -29,17 +29,25 @@ TERRITORIES: dict[str, tuple[str, tuple[str, ...], Point, float, float, float]] 
 
 @dataclass(frozen=True)
 class Branch:
-    """One vessel from a branch point to the next: a wiggly polyline with tapering radius."""
+    """One vessel from a branch point to the next: a wiggly polyline with one radius per point.
+
+    ``origin`` is the index of the parent's point where this branch leaves it (the parent's last
+    point for a bifurcation, a middle point for a side branch).
+    """
 
     id: int
     parent: int | None
     depth: int
     points: tuple[Point, ...]
-    r0: float
-    r1: float
+    radii: tuple[float, ...]
+    origin: int = 0
+
+    @property
+    def r0(self) -> float:
+        return self.radii[0]
 
     def shape(self) -> Polyline:
-        return Polyline(self.points, self.r0, self.r1, edge=1.0)
+        return Polyline(self.points, edge=1.0, radii=self.radii)
 
     def at(self, t: float) -> tuple[Point, float, float]:
         """Point, radius and heading at fraction ``t`` of the branch (by segment index)."""
@@ -47,8 +55,8 @@ class Branch:
         k = min(int(t * n), n - 1)
         f = t * n - k
         (ax, ay), (bx, by) = self.points[k], self.points[k + 1]
-        return (ax + f * (bx - ax), ay + f * (by - ay)), self.r0 + (self.r1 - self.r0) * t, \
-            math.atan2(by - ay, bx - ax)
+        radius = self.radii[k] + f * (self.radii[k + 1] - self.radii[k])
+        return (ax + f * (bx - ax), ay + f * (by - ay)), radius, math.atan2(by - ay, bx - ax)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +73,14 @@ class AngioAnatomy(Anatomy):
     @property
     def categories(self) -> tuple[str, ...]:
         return TERRITORIES[self.variant][1]
+
+    def beyond(self, branch: Branch, index: int) -> set[int]:
+        """Branches leaving ``branch`` after its point ``index``, with their whole subtrees."""
+        out: set[int] = set()
+        for child in self.tree:
+            if child.parent == branch.id and child.origin > index:
+                out |= self.descendants(child.id)
+        return out
 
     def descendants(self, branch_id: int) -> set[int]:
         out = {branch_id}
@@ -83,9 +99,9 @@ def grow_tree(rng: np.random.Generator, variant: str) -> tuple[Branch, ...]:
     _, _, root, heading, length, radius = TERRITORIES[variant]
     branches: list[Branch] = []
     max_depth = 5
-    stack = [(root, heading, length, radius, 0, None)]
+    stack = [(root, heading, length, radius, 0, None, 0)]
     while stack:
-        start, angle, seg_len, r, depth, parent = stack.pop(0)
+        start, angle, seg_len, r, depth, parent, origin = stack.pop(0)
         pts = [start]
         a = angle
         steps = 6
@@ -95,20 +111,22 @@ def grow_tree(rng: np.random.Generator, variant: str) -> tuple[Branch, ...]:
             pts.append((x + seg_len / steps * math.cos(a), y + seg_len / steps * math.sin(a)))
         r_end = r * 0.82
         bid = len(branches)
-        branches.append(Branch(bid, parent, depth, tuple(pts), r, r_end))
+        radii = tuple(r + (r_end - r) * i / steps for i in range(steps + 1))
+        branches.append(Branch(bid, parent, depth, tuple(pts), radii, origin))
         if depth >= max_depth or r_end < 0.006:
             continue
         spread = uniform(rng, 0.4, 0.7)
         bias = uniform(rng, -0.25, 0.25)
         ratio = uniform(rng, 0.7, 0.9)
-        stack.append((pts[-1], a - spread + bias, seg_len * uniform(rng, 0.62, 0.8), r_end * 0.9, depth + 1, bid))
+        stack.append((pts[-1], a - spread + bias, seg_len * uniform(rng, 0.62, 0.8), r_end * 0.9, depth + 1, bid,
+                      steps))
         stack.append((pts[-1], a + spread + bias, seg_len * uniform(rng, 0.55, 0.75), r_end * 0.9 * ratio,
-                      depth + 1, bid))
+                      depth + 1, bid, steps))
         if depth <= 2:  # a small side branch from the middle of the vessel
             k = int(rng.integers(2, steps - 1))
             side = 1.0 if rng.random() < 0.5 else -1.0
             stack.append((pts[k], a + side * uniform(rng, 0.9, 1.3), seg_len * 0.45, r * 0.5,
-                          max_depth - 1, bid))
+                          max_depth - 1, bid, k))
     return tuple(branches)
 
 
@@ -179,6 +197,11 @@ def _inside(point: Point, margin: float = 0.12) -> bool:
     return abs(point[0]) < 1 - margin and abs(point[1]) < 1 - margin
 
 
+def _patient_side(x: float) -> str:
+    """The patient's side of an image x (radiological convention: image right = patient's left)."""
+    return "left" if x > 0 else "right"
+
+
 def _visible_length(branches) -> float:
     """Length of the vessel centre lines that lie well inside the image."""
     total = 0.0
@@ -191,22 +214,22 @@ def _visible_length(branches) -> float:
 
 def occlusion_pair(rng, a: AngioAnatomy, d: Difficulty) -> PairFinding:
     """A patent tree versus the same tree with one branch cut off abruptly (distal vessels absent)."""
-    candidates = [b for b in a.tree if b.depth in (1, 2, 3) and len(a.descendants(b.id)) >= 3
+    candidates = [b for b in a.tree if b.depth in (1, 2, 3) and len(a.beyond(b, len(b.points) - 2)) >= 2
                   and _inside(b.at(0.4)[0], 0.2)
-                  and _visible_length([c for c in a.tree if c.id in a.descendants(b.id)]) > 0.6]
+                  and _visible_length([c for c in a.tree if c.id in a.beyond(b, len(b.points) - 2)]) > 0.6]
     candidates = candidates or [b for b in a.tree if b.depth >= 1]
     branch = _pick(rng, candidates)
     t = uniform(rng, 0.3, 0.55)
     n = len(branch.points) - 1
     k = int(t * n)
     cut, r_cut, _ = branch.at(t)
-    stump = replace(branch, points=branch.points[:k + 1] + (cut,), r1=r_cut)
-    removed = a.descendants(branch.id) - {branch.id}
+    stump = replace(branch, points=branch.points[:k + 1] + (cut,), radii=branch.radii[:k + 1] + (r_cut,))
+    removed = a.beyond(branch, k)
     occluded_tree = tuple(stump if b.id == branch.id else b for b in a.tree if b.id not in removed)
     occluded = replace(a, tree=occluded_tree)
-    remainder = Polyline((cut,) + branch.points[k + 1:], r_cut, branch.r1, edge=1.0)
+    remainder = Polyline((cut,) + branch.points[k + 1:], edge=1.0, radii=(r_cut,) + branch.radii[k + 1:])
     marks = (Mark(remainder),) + tuple(Mark(b.shape()) for b in a.tree if b.id in removed)
-    where = {"side": "image_left" if cut[0] < 0 else "image_right", "zone": "upper" if cut[1] < 0 else "lower",
+    where = {"side": _patient_side(cut[0]), "zone": "upper" if cut[1] < 0 else "lower",
              "structure": f"{a.artery} branch", "branch_depth": branch.depth}
     return PairFinding("occlusion", (
         ImageFinding(occluded, "occluded", "vessel_occlusion", True, marks, where, None,
@@ -229,7 +252,7 @@ def aneurysm_pair(rng, a: AngioAnatomy, d: Difficulty) -> PairFinding:
     neck = Capsule((px, py), centre, max(r * 0.8, 0.008), radius * 0.55, edge=1.2)
     shape = Union((sac, neck))
     overlay = Overlay(shape, "max", min(1.0, 0.95 * d.contrast), BONE)
-    where = {"side": "image_left" if centre[0] < 0 else "image_right",
+    where = {"side": _patient_side(centre[0]),
              "zone": "upper" if centre[1] < 0 else "lower", "structure": f"{a.artery} branch"}
     return presence("aneurysm", a, (overlay,), (Mark(shape),), "saccular_aneurysm", "aneurysm.angio",
                     a.categories, location=where, size_mm=size_mm(2 * radius, a),
@@ -249,7 +272,7 @@ def stent_pair(rng, a: AngioAnatomy, d: Difficulty) -> PairFinding:
     markers = Union(tuple(Ellipse(p[0], p[1], 0.016, 0.016, edge=1) for p in (pts[0], pts[-1])))
     overlays = (Overlay(mesh, "max", 0.75 * d.contrast, DEVICE),
                 Overlay(markers, "max", 1.2 * d.contrast, DEVICE))
-    where = {"side": "image_left" if pts[2][0] < 0 else "image_right",
+    where = {"side": _patient_side(pts[2][0]),
              "zone": "upper" if pts[2][1] < 0 else "lower", "structure": f"{a.artery}"}
     return presence("device", a, overlays, (Mark(tube), Mark(markers)), "stent", "device.stent",
                     a.categories, location=where, size_mm=None, slots={"artery": a.artery})

@@ -26,10 +26,15 @@ def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
 
 
 class Grid:
-    """Pixel centres of a square image in normalised coordinates."""
+    """Pixel centres of a square image in normalised coordinates.
+
+    A grid also remembers the stamps of the shapes drawn on it: both images of a pair are drawn
+    on one grid from the same anatomy, so the second image reuses every shared shape.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.stamps: dict[object, "Stamp | None"] = {}
         self.px = 2.0 / size  # one pixel in normalised units
         self.coords = ((np.arange(size, dtype=np.float32) + 0.5) * self.px - 1.0).astype(np.float32)
 
@@ -72,7 +77,7 @@ class Stamp:
     def maximum(self, image: np.ndarray, value: float = 1.0) -> None:
         """Keep the larger of the image and coverage × value (opacity of overlapping vessels)."""
         region = image[self.rows, self.cols]
-        np.maximum(region, self.alpha * value, out=region)
+        np.maximum(region, self.alpha * value, out=region, where=self.alpha > 0)  # untouched outside the shape
 
     def full(self, size: int) -> np.ndarray:
         """Coverage over the whole image."""
@@ -83,6 +88,20 @@ class Stamp:
     def support_into(self, mask: np.ndarray) -> None:
         """Mark every pixel the shape can touch."""
         mask[self.rows, self.cols] |= self.alpha > 0
+
+
+def cached(method):
+    """Memoise a shape's ``stamp(grid)`` on the grid (shapes are frozen, stamps never mutated)."""
+
+    def stamp(self, grid: Grid) -> "Stamp | None":
+        try:
+            return grid.stamps[self]
+        except KeyError:
+            result = grid.stamps[self] = method(self, grid)
+            return result
+
+    stamp.__doc__ = method.__doc__
+    return stamp
 
 
 class Shape(Protocol):
@@ -122,6 +141,7 @@ class Ellipse:
     angle: float = 0.0
     edge: float = 1.0
 
+    @cached
     def stamp(self, grid: Grid) -> Stamp | None:
         pad = max(self.rx, self.ry) + self.edge * grid.px
         win = grid.window(self.cx - pad, self.cx + pad, self.cy - pad, self.cy + pad)
@@ -149,6 +169,7 @@ class Ring:
     angle: float = 0.0
     edge: float = 1.0
 
+    @cached
     def stamp(self, grid: Grid) -> Stamp | None:
         inner = Ellipse(self.cx, self.cy, self.rx, self.ry, self.angle)
         pad = max(self.rx, self.ry) + self.thickness / 2 + self.edge * grid.px
@@ -187,6 +208,7 @@ class Capsule:
     r1: float
     edge: float = 1.0
 
+    @cached
     def stamp(self, grid: Grid) -> Stamp | None:
         pad = max(self.r0, self.r1) + self.edge * grid.px
         win = grid.window(min(self.p0[0], self.p1[0]) - pad, max(self.p0[0], self.p1[0]) + pad,
@@ -200,16 +222,26 @@ class Capsule:
 
 @dataclass(frozen=True)
 class Polyline:
-    """Connected capsules through ``points``; radii taper linearly from ``r0`` to ``r1``."""
+    """Connected capsules through ``points``; radii taper linearly from ``r0`` to ``r1`` along the
+    points, unless ``radii`` gives one radius per point."""
 
     points: tuple[Point, ...]
-    r0: float
+    r0: float = 0.0
     r1: float | None = None
     edge: float = 1.0
+    radii: tuple[float, ...] | None = None
 
-    def stamp(self, grid: Grid) -> Stamp | None:
+    def point_radii(self) -> tuple[float, ...]:
+        if self.radii is not None:
+            return self.radii
         r1 = self.r0 if self.r1 is None else self.r1
-        pad = max(self.r0, r1) + self.edge * grid.px
+        n = len(self.points) - 1
+        return tuple(self.r0 + (r1 - self.r0) * i / n for i in range(n + 1))
+
+    @cached
+    def stamp(self, grid: Grid) -> Stamp | None:
+        radii = self.point_radii()
+        pad = max(radii) + self.edge * grid.px
         xs = [p[0] for p in self.points]
         ys = [p[1] for p in self.points]
         win = grid.window(min(xs) - pad, max(xs) + pad, min(ys) - pad, max(ys) + pad)
@@ -217,18 +249,15 @@ class Polyline:
             return None
         rows, cols, _, _ = win
         dist = np.full((rows.stop - rows.start, cols.stop - cols.start), 1.0, np.float32)
-        n = len(self.points) - 1
-        for i in range(n):  # each segment only over its own box: long curves stay cheap
+        for i in range(len(self.points) - 1):  # each segment only over its own box: long curves stay cheap
             (ax, ay), (bx, by) = self.points[i], self.points[i + 1]
-            ra = self.r0 + (r1 - self.r0) * i / n
-            rb = self.r0 + (r1 - self.r0) * (i + 1) / n
             seg = grid.window(min(ax, bx) - pad, max(ax, bx) + pad, min(ay, by) - pad, max(ay, by) + pad)
             if seg is None:
                 continue
             srows, scols, x, y = seg
             region = dist[srows.start - rows.start:srows.stop - rows.start,
                           scols.start - cols.start:scols.stop - cols.start]
-            np.minimum(region, _segment_distance(x, y, (ax, ay), (bx, by), ra, rb), out=region)
+            np.minimum(region, _segment_distance(x, y, (ax, ay), (bx, by), radii[i], radii[i + 1]), out=region)
         return Stamp(rows, cols, _edge_alpha(dist, self.edge, grid))
 
 
@@ -240,6 +269,7 @@ class Quad:
     rounding: float = 0.0
     edge: float = 1.0
 
+    @cached
     def stamp(self, grid: Grid) -> Stamp | None:
         xs = [p[0] for p in self.corners]
         ys = [p[1] for p in self.corners]
@@ -277,6 +307,7 @@ class RoundedRect:
     angle: float = 0.0
     edge: float = 1.0
 
+    @cached
     def stamp(self, grid: Grid) -> Stamp | None:
         pad = math.hypot(self.hw, self.hh) + self.edge * grid.px
         win = grid.window(self.cx - pad, self.cx + pad, self.cy - pad, self.cy + pad)
@@ -307,6 +338,7 @@ class Striped:
     duty: float = 0.35
     crossed: bool = False
 
+    @cached
     def stamp(self, grid: Grid) -> Stamp | None:
         base = self.shape.stamp(grid)
         if base is None:
@@ -330,6 +362,7 @@ class Union:
 
     parts: tuple[Shape, ...]
 
+    @cached
     def stamp(self, grid: Grid) -> Stamp | None:
         stamps = [s for s in (p.stamp(grid) for p in self.parts) if s is not None]
         if not stamps:

@@ -64,17 +64,17 @@ class ChestRadiograph(Modality):
                variant: str) -> ChestAnatomy:
         size = grid.size
         shift = uniform(rng, -0.03, 0.03)
-        lung_rx, lung_ry = uniform(rng, 0.27, 0.31), uniform(rng, 0.54, 0.6)
+        lung_rx, lung_ry = uniform(rng, 0.31, 0.34), uniform(rng, 0.6, 0.65)
         lungs = {
-            "right": Ellipse(-0.36 + shift, -0.04, lung_rx, lung_ry, uniform(rng, -0.06, 0.0), edge=3),
-            "left": Ellipse(0.37 + shift, -0.02, lung_rx * 0.96, lung_ry * 0.97,
-                            uniform(rng, 0.0, 0.06), edge=3),
+            "right": Ellipse(-0.39 + shift, -0.02, lung_rx, lung_ry, uniform(rng, -0.08, -0.02), edge=3),
+            "left": Ellipse(0.4 + shift, 0.0, lung_rx * 0.96, lung_ry * 0.97,
+                            uniform(rng, 0.02, 0.08), edge=3),
         }
         heart = Ellipse(0.11 + shift + uniform(rng, -0.02, 0.02), 0.3 + uniform(rng, -0.03, 0.03),
                         uniform(rng, 0.27, 0.3), uniform(rng, 0.22, 0.25), -0.3, edge=3)
         dome_y = uniform(rng, 0.5, 0.56)
-        domes = {"right": Ellipse(-0.36 + shift, dome_y + 0.3, 0.36, 0.32, edge=3),
-                 "left": Ellipse(0.37 + shift, dome_y + 0.36, 0.36, 0.32, edge=3)}
+        domes = {"right": Ellipse(-0.39 + shift, dome_y + 0.34, 0.4, 0.32, edge=3),
+                 "left": Ellipse(0.4 + shift, dome_y + 0.4, 0.4, 0.32, edge=3)}
         ribs, anterior = [], []
         spacing = uniform(rng, 0.145, 0.16)
         for side in (-1.0, 1.0):
@@ -95,7 +95,7 @@ class ChestRadiograph(Modality):
         base = ChestAnatomy(
             variant=variant, fov_mm=uniform(rng, 340, 380),
             noise=grain(rng, size, 0.4), noise_sigma=0.018 * difficulty.noise,
-            torso=Ellipse(shift, 0.55, uniform(rng, 0.84, 0.9), 1.55, edge=4),
+            torso=Ellipse(shift, 0.55, uniform(rng, 0.88, 0.94), 1.6, edge=4),
             lungs=lungs, heart=heart,
             mediastinum=RoundedRect(shift, -0.3, 0.13, 0.45, 0.06, edge=4),
             trachea=Capsule((shift, -1.05), (shift + 0.01, -0.38), 0.038, 0.034, edge=2),
@@ -103,7 +103,7 @@ class ChestRadiograph(Modality):
             ribs=tuple(ribs), anterior_ribs=tuple(anterior), clavicles=clavicles,
             shoulders=(Ellipse(shift - 0.9, -0.74, 0.12, 0.14, edge=2),
                        Ellipse(shift + 0.9, -0.74, 0.12, 0.14, edge=2)),
-            girdle=RoundedRect(shift, -0.82, 1.02, 0.26, 0.25, edge=4), domes=domes,
+            girdle=RoundedRect(shift, -0.9, 1.05, 0.22, 0.22, edge=6), domes=domes,
             gain=uniform(rng, 2.0, 2.4),
             markings=fractal_noise(rng, size, 10, octaves=3, persistence=0.6),
             mottle=fractal_noise(rng, size, 4, octaves=2),
@@ -163,13 +163,15 @@ class ChestRadiograph(Modality):
 
 
 def _distractors(rng: np.random.Generator, a: ChestAnatomy, count: int) -> list[Overlay]:
-    """ECG electrodes, clothing snaps and skin folds: outside the lung zones findings use."""
+    """ECG electrodes, clothing snaps and skin folds outside the lung zones findings use; beyond two
+    distractors, nipple shadows (faint round opacities over the lower zones) join in as look-alikes."""
+    pool = ("electrode", "snap", "skin_fold") + (("nipple_shadow",) if count > 2 else ())
     spots = [(-0.78, -0.84), (0.78, -0.84), (-0.3, -0.88), (0.3, -0.88), (-0.55, 0.86), (0.55, 0.86),
              (0.0, 0.9), (-0.8, 0.45), (0.8, 0.45)]
     order = rng.permutation(len(spots))
     out: list[Overlay] = []
     for i in range(count):
-        kind = choice(rng, ("electrode", "snap", "skin_fold"))
+        kind = choice(rng, pool)
         cx, cy = spots[int(order[i % len(spots)])]
         cx += uniform(rng, -0.04, 0.04) + a.torso.cx
         cy += uniform(rng, -0.03, 0.03)
@@ -178,6 +180,11 @@ def _distractors(rng: np.random.Generator, a: ChestAnatomy, count: int) -> list[
             out.append(Overlay(Ellipse(cx, cy, 0.012, 0.012), "add", 0.9, DEVICE))
         elif kind == "snap":
             out.append(Overlay(Ellipse(cx, cy, 0.022, 0.022, edge=1), "add", 0.9, DEVICE))
+        elif kind == "nipple_shadow":
+            for side in SIDES:
+                lung = a.lungs[side]
+                shape = Ellipse(lung.cx - image_x(side) * 0.05, lung.cy + 0.5 * lung.ry, 0.035, 0.03, edge=3)
+                out.append(Overlay(shape, "add", 0.06, TISSUE))
         else:
             side = 1.0 if cx > 0 else -1.0
             xs = a.torso.cx + side * uniform(rng, 0.72, 0.8)

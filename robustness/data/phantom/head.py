@@ -7,7 +7,7 @@ image right. Skull and metal saturate to white in the brain window, air is black
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -124,16 +124,21 @@ class HeadCT(Modality):
 
 
 def _distractors(rng: np.random.Generator, a: HeadAnatomy, count: int) -> list[Overlay]:
-    """Normal variants: frontal sinus air, a cavum septum pellucidum, scalp fat."""
+    """Normal variants: frontal sinus air, a cavum septum pellucidum, scalp fat; beyond two
+    distractors, physiological choroid plexus calcifications (inside the ventricles) join in."""
     out: list[Overlay] = []
+    pool = ("frontal_sinus", "cavum_septum", "scalp_fat") + (("choroid_calcification",) if count > 2 else ())
     for _ in range(count):
-        kind = choice(rng, ("frontal_sinus", "cavum_septum", "scalp_fat"))
+        kind = choice(rng, pool)
         if kind == "frontal_sinus":
             px, py = a.point(0.0, -1.0)
             for s in (-1.0, 1.0):
                 shape = Ellipse(px + s * uniform(rng, 0.03, 0.05), py - a.thickness * 0.5,
                                 uniform(rng, 0.025, 0.04), a.thickness * 0.35, edge=1)
                 out.append(Overlay(shape, "paint", -700.0, BONE, clip="skull"))
+        elif kind == "choroid_calcification":
+            for horn in a.ventricles[1::2]:  # the posterior horns (atria)
+                out.append(Overlay(Ellipse(horn.cx, horn.cy, 0.016, 0.016, edge=1), "paint", 180.0, TISSUE))
         elif kind == "cavum_septum":
             px, py = a.point(0.0, uniform(rng, -0.2, -0.05))
             out.append(Overlay(Ellipse(px, py, 0.014, 0.09, a.angle, edge=1), "paint", CSF, TISSUE))
@@ -178,7 +183,7 @@ def hemorrhage_pair(rng, a: HeadAnatomy, d: Difficulty) -> PairFinding:
     side, region = choice(rng, SIDES), choice(rng, tuple(LOBES))
     cx, cy = _site(rng, a, side, region)
     overlays, mark, diameter = _hemorrhage(rng, a, d, cx, cy)
-    zone = "upper" if region == "anterior" else "lower"
+    zone = region
     return presence("hemorrhage", a, overlays, (mark,), "intraparenchymal_hemorrhage",
                     "hemorrhage.head", ("Cerebral",),
                     location={"side": side, "zone": zone, "structure": f"{side} {LOBES[region]} lobe"},
@@ -196,7 +201,7 @@ def laterality_pair(rng, a: HeadAnatomy, d: Difficulty) -> PairFinding:
     for side in SIDES:
         cx, cy = a.point(fx if side == "left" else -fx, fy)
         overlays, mark, diameter = _hemorrhage(np.random.default_rng(shape_seed), a, d, cx, cy)
-        where = {"side": side, "zone": "upper" if region == "anterior" else "lower",
+        where = {"side": side, "zone": region,
                  "structure": f"{side} {LOBES[region]} lobe"}
         images.append(ImageFinding(a.with_overlays(*overlays), side, "intraparenchymal_hemorrhage", True,
                                    (mark,), where, size_mm(diameter, a),
@@ -213,7 +218,7 @@ def calcification_pair(rng, a: HeadAnatomy, d: Difficulty) -> PairFinding:
     overlay = Overlay(shape, "paint", GREY + 400.0 * d.contrast, TISSUE)
     return presence("calcification", a, (overlay,), (Mark(shape),), "parenchymal_calcification",
                     "calcification.head", ("Cerebral",),
-                    location={"side": side, "zone": "upper" if region == "anterior" else "lower",
+                    location={"side": side, "zone": region,
                               "structure": f"{side} {LOBES[region]} lobe"},
                     size_mm=size_mm(2 * r, a),
                     slots={"side": side, "lobe": LOBES[region], "size": str(int(size_mm(2 * r, a)))})
@@ -240,7 +245,7 @@ def fracture_pair(rng, a: HeadAnatomy, d: Difficulty) -> PairFinding:
                        math.atan2(direction[1], direction[0]), edge=2)
     overlays = (Overlay(gap, "paint", 30.0 + 30.0 * (1.0 - min(d.contrast, 1.0)), BONE, clip="skull"),
                 Overlay(hematoma, "max", SCALP + 20.0 * d.contrast, BONE))
-    zone = "upper" if theta < -0.35 else "middle"
+    zone = "anterior" if theta < -0.35 else "lateral"
     return presence("fracture", a, overlays, (Mark(gap, clip="skull"), Mark(hematoma)), "skull_fracture",
                     "fracture.skull", ("Cerebral", "Head and Neck"),
                     location={"side": side, "zone": zone, "structure": f"{side} calvarium"},
@@ -254,7 +259,7 @@ def normality_pair(rng, a: HeadAnatomy, d: Difficulty) -> PairFinding:
     cx, cy = _site(rng, a, side, region)
     overlays, mark, diameter = _hemorrhage(rng, a, d, cx, cy, kind)
     name = "intraparenchymal_hemorrhage" if kind == "hemorrhage" else "infarct"
-    where = {"side": side, "zone": "upper" if region == "anterior" else "lower",
+    where = {"side": side, "zone": region,
              "structure": f"{side} {LOBES[region]} lobe"}
     slots = {"side": side, "lobe": LOBES[region]}
     abnormal = ImageFinding(a.with_overlays(*overlays), "abnormal", name, True, (mark,), where,

@@ -15,7 +15,7 @@ from robustness.data.phantom.canvas import (Capsule, Ellipse, Grid, Point, Polyl
                                             RoundedRect, Shape, Striped, Union, fractal_noise, grain)
 from robustness.data.phantom.scene import (BONE, DEVICE, TISSUE, Anatomy, Drawn, ImageFinding, Mark,
                                            Modality, Overlay, PairFinding, choice, paint_stage,
-                                           presence, size_mm, to_uint8, uniform)
+                                           presence, to_uint8, uniform)
 from robustness.data.phantom.settings import Difficulty
 
 SPINE_LEVELS = {"lumbar_spine": ("L1", "L2", "L3", "L4", "L5"),
@@ -334,7 +334,7 @@ def limb_fracture_pair(rng, a: SkeletalAnatomy, d: Difficulty) -> PairFinding:
     bone = a.bones[int(rng.integers(len(a.bones)))]
     third = choice(rng, tuple(THIRDS))
     overlay, mark = _fracture_line(rng, bone, uniform(rng, *THIRDS[third]), d)
-    where = {"side": "midline", "zone": third, "structure": f"{bone.name} shaft"}
+    where = {"side": None, "zone": third, "structure": f"{bone.name} shaft"}
     return presence("fracture", a, (overlay,), (mark,), "long_bone_fracture", "fracture.limb",
                     ("Musculoskeletal",), location=where, size_mm=None,
                     slots={"bone": bone.name, "third": third, "limb": a.variant})
@@ -349,7 +349,7 @@ def limb_zone_pair(rng, a: SkeletalAnatomy, d: Difficulty) -> PairFinding:
         sub = np.random.default_rng(shape_seed)
         lo, hi = THIRDS[third]
         overlay, mark = _fracture_line(sub, bone, lo + (hi - lo) * float(rng.random()), d)
-        where = {"side": "midline", "zone": third, "structure": f"{bone.name} shaft"}
+        where = {"side": None, "zone": third, "structure": f"{bone.name} shaft"}
         images.append(ImageFinding(a.with_overlays(overlay), third, "long_bone_fracture", True, (mark,), where,
                                    None, {"bone": bone.name, "third": third, "limb": a.variant}))
     return PairFinding("zone", (images[0], images[1]), "zone.limb_fracture", ("Musculoskeletal",),
@@ -370,7 +370,7 @@ def limb_screw_pair(rng, a: SkeletalAnatomy, d: Difficulty) -> PairFinding:
         head = (cx + side * reach * math.cos(across), cy + side * reach * math.sin(across))
         tip = (cx - side * reach * math.cos(across), cy - side * reach * math.sin(across))
         overlays += _screw(head, tip, 0.018 * d.finding_scale, d.contrast)
-    where = {"side": "midline", "zone": "middle", "structure": f"{bone.name} shaft"}
+    where = {"side": None, "zone": "middle", "structure": f"{bone.name} shaft"}
     return presence("device", a, tuple(overlays), tuple(Mark(o.shape) for o in overlays), "cortical_screws",
                     "device.cortical_screws", ("Musculoskeletal",), location=where, size_mm=None,
                     slots={"bone": bone.name, "limb": a.variant})

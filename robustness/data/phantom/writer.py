@@ -24,7 +24,7 @@ PHANTOM_FILE = re.compile(r"^ph\d+-\d+_[12]\.png$")
 def png_bytes(array: np.ndarray) -> bytes:
     """8-bit greyscale PNG with fixed compression and no metadata (so equal arrays give equal bytes)."""
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, format="PNG", compress_level=6)
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
 
 
