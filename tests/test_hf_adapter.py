@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model_fixtures import (make_images, make_queries, rigged_llava, tiny_dir,  # noqa: F401
-                            tiny_llava, tiny_model, tiny_qwen)
+                            tiny_idefics3, tiny_llava, tiny_model, tiny_qwen)
 from robustness.errors import ConfigError
 from robustness.models import hf
 from robustness.models.base import (Capability, GenerateRequest, GenerationSettings,
@@ -135,7 +135,7 @@ def test_letter_variants_are_merged_by_log_sum_exp(tiny_llava):
     assert set(ids_a) == {tok.convert_tokens_to_ids(t) for t in ("A", "\u2581A", "\u0120A")}
     prompt = prompts(1)[0]
     merged = a.next_token_scores([NextTokenRequest(prompt, ("A", "B"))])[0].logprobs
-    inputs = a._encode([a.render(prompt)], [prompt.images])
+    inputs = a.encode([a.render(prompt)], [prompt.images])
     with torch.no_grad():
         logits = a.load().model(**inputs).logits[0, -1]
     lp = torch.log_softmax(logits.float(), -1)
@@ -154,7 +154,7 @@ def test_loglikelihood_scores_only_the_answer_tokens(tiny_llava):
     text, answer = a.render_with_answer(prompt, "left lung")
     assert text.endswith("ASSISTANT:") and answer == " left lung"
     tok = a.load().tokenizer
-    inputs = a._encode([text + answer], [prompt.images])
+    inputs = a.encode([text + answer], [prompt.images])
     with torch.no_grad():
         lp = torch.log_softmax(a.load().model(**inputs).logits[0].float(), -1)
     ids = inputs["input_ids"][0].tolist()

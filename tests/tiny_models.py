@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from robustness.models.base import ImageInput
+from robustness.modes.query import Query
 
 WORDS = """
 based on the image choose correct option for following question answer with letter from given
@@ -75,13 +79,15 @@ QWEN2_VL_TEMPLATE = (
 def build_tiny_llava(out: Path, *, seed: int = 0, hidden: int = 64, layers: int = 2,
                      vision_hidden: int = 32, vision_layers: int = 2, image_size: int = 32,
                      patch_size: int = 8, intermediate: int | None = None,
-                     init_range: float = 0.2,
+                     init_range: float = 0.2, vocab_size: int | None = None,
                      answer_token: str | None = None) -> Path:
     """A LLaVA (CLIP ViT + projector + Llama) checkpoint in ``out``.
 
     ``answer_token`` rigs the decoder into a bigram machine that always answers that token and
     then stops, so end-to-end tests can check a known answer's path through parsing and label
-    maps (all layers still run; their residual contributions are zeroed)."""
+    maps (all layers still run; their residual contributions are zeroed). ``vocab_size`` pads
+    the output vocabulary to a realistic size (the rows past the tokenizer are never produced
+    by it but cost what a real vocabulary costs in the output layer)."""
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor)
 
@@ -94,7 +100,7 @@ def build_tiny_llava(out: Path, *, seed: int = 0, hidden: int = 64, layers: int 
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok,
                                patch_size=patch_size, vision_feature_select_strategy="default",
                                num_additional_image_tokens=1, chat_template=LLAVA_TEMPLATE)
-    vocab = len(tok)
+    vocab = max(len(tok), vocab_size or 0)
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
                                        num_hidden_layers=vision_layers, num_attention_heads=2,
@@ -184,4 +190,89 @@ def build_tiny_qwen2_vl(out: Path, *, seed: int = 0, hidden: int = 64, layers: i
     return out
 
 
-BUILDERS = {"llava": build_tiny_llava, "qwen2_vl": build_tiny_qwen2_vl}
+# An Idefics3/SmolVLM-style template ("User:<image>text<end_of_utterance>", "Assistant:").
+IDEFICS3_TEMPLATE = (
+    "<|im_start|>{% for m in messages %}{{ m['role'] | capitalize }}"
+    "{% if m['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for p in m['content'] %}{% if p['type'] == 'text' %}{{ p['text'] }}"
+    "{% else %}{{ '<image>' }}{% endif %}{% endfor %}{{ '<end_of_utterance>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_tiny_idefics3(out: Path, *, seed: int = 0, hidden: int = 64, layers: int = 2,
+                        init_range: float = 0.2) -> Path:
+    """An Idefics3 (SigLIP-style ViT + pixel-shuffle connector + Llama) checkpoint in ``out``;
+    SmolVLM uses the same classes."""
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration,
+                              Idefics3ImageProcessor, Idefics3Processor)
+
+    grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    special = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>",
+               "<fake_token_around_image>", "<image>", "<global-img>", "User", "Assistant",
+               "System", *grid]
+    tok = word_level_tokenizer(special, bos="<|im_start|>", eos="<end_of_utterance>",
+                               pad="<|endoftext|>")
+    image_processor = Idefics3ImageProcessor(do_image_splitting=False,
+                                             size={"longest_edge": 32},
+                                             max_image_size={"longest_edge": 32})
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok,
+                                  image_seq_len=4, chat_template=IDEFICS3_TEMPLATE)
+    ids = {name: tok.convert_tokens_to_ids(name) for name in special}
+    config = Idefics3Config(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={"model_type": "llama", "vocab_size": len(tok), "hidden_size": hidden,
+                     "intermediate_size": 2 * hidden, "num_hidden_layers": layers,
+                     "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "pad_token_id": ids["<|endoftext|>"], "bos_token_id": ids["<|im_start|>"],
+                     "eos_token_id": ids["<end_of_utterance>"], "initializer_range": init_range},
+        scale_factor=2, image_token_id=ids["<image>"], pad_token_id=ids["<|endoftext|>"])
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
+    out = Path(out)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+BUILDERS = {"llava": build_tiny_llava, "qwen2_vl": build_tiny_qwen2_vl,
+            "idefics3": build_tiny_idefics3}
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def make_images(n: int, seed: int = 0) -> list[ImageInput]:
+    """Random RGB and grayscale images of varied sizes (so batches really pad)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        shape = (36 + 7 * (i % 8), 48 - 3 * (i % 8)) + ((3,) if i % 3 else ())
+        out.append(ImageInput(rng.integers(0, 256, size=shape, dtype=np.uint8)))
+    return out
+
+
+QUESTIONS = ("is there a nodule in the left lung?", "which side is the lesion on?",
+             "is the scan normal", "what is seen in this chest x ray image",
+             "is there a fracture", "is the hemorrhage present in the brain?")
+OPTIONS = (("There is a nodule in the left lung", "There is a nodule in the right lung"),
+           ("left", "right"), ("Yes", "No"), ("a mass", "no mass is seen"),
+           ("fracture present", "no fracture"), ("Yes", "No"))
+
+
+def make_queries(n: int, seed: int = 0) -> list[Query]:
+    """``n`` queries over varied questions, options, images and option orders."""
+    images = make_images(n, seed)
+    queries = []
+    for i in range(n):
+        k = i % len(QUESTIONS)
+        swapped = i % 2 == 1
+        opts = OPTIONS[k][::-1] if swapped else OPTIONS[k]
+        queries.append(Query(pair_id=f"pair{i // 2}", image_index=1 + i % 2, image=images[i],
+                             question=QUESTIONS[k], options=opts,  # type: ignore[arg-type]
+                             label_map=("B", "A") if swapped else ("A", "B"),
+                             correct="A" if i % 4 < 2 else "B"))
+    return queries

@@ -433,8 +433,10 @@ class HFAdapter(ModelAdapter):
                 results[i] = out
         return results  # type: ignore[return-value]
 
-    def _encode(self, texts: list[str], images: list[tuple[Any, ...]]) -> dict[str, Any]:
-        """Processor inputs for a batch (left-padded), moved to the model's device/dtype."""
+    def encode(self, texts: list[str], images: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """Model inputs for prompt ``texts`` (from :meth:`render`) and their images: the
+        processor's output, left-padded, on the model's device and dtype (also for explainers
+        that need the model's own inputs)."""
         loaded = self.load()
         pil = [[img.pil("RGB") for img in imgs] for imgs in images]
         if loaded.family.encode is not None:
@@ -482,7 +484,7 @@ class HFAdapter(ModelAdapter):
         loaded = self.load()
         settings = requests[0].settings
         start = time.perf_counter()
-        inputs = self._encode(texts, [r.prompt.images for r in requests])
+        inputs = self.encode(texts, [r.prompt.images for r in requests])
         config = self._generation_config(settings)
         if settings.temperature > 0:
             torch.manual_seed(settings.seed)
@@ -585,7 +587,7 @@ class HFAdapter(ModelAdapter):
         import torch
 
         start = time.perf_counter()
-        inputs = self._encode(texts, [r.prompt.images for r in requests])
+        inputs = self.encode(texts, [r.prompt.images for r in requests])
         with torch.inference_mode():
             out = self._forward(inputs, use_cache=False, logits_to_keep=1)
         logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
@@ -674,7 +676,7 @@ class HFAdapter(ModelAdapter):
         import torch
 
         loaded = self.load()
-        inputs = self._encode([p.prefix for p in plans], [r.prompt.images for r in requests])
+        inputs = self.encode([p.prefix for p in plans], [r.prompt.images for r in requests])
         with torch.inference_mode():
             out = self._forward(inputs, use_cache=True, logits_to_keep=1)
             first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # [B, V]
@@ -714,7 +716,7 @@ class HFAdapter(ModelAdapter):
 
         loaded = self.load()
         rows = [(q, j) for q, p in enumerate(plans) for j in range(len(p.cont_ids))]
-        inputs = self._encode([plans[q].prefixes[j] for q, j in rows],
+        inputs = self.encode([plans[q].prefixes[j] for q, j in rows],
                               [requests[q].prompt.images for q, _ in rows])
         mask = inputs["attention_mask"]
         seq_len = mask.shape[1]
@@ -742,15 +744,16 @@ class HFAdapter(ModelAdapter):
                                      device=t.device)
                 parts.append(torch.cat([padding, t]))
             merged[name] = torch.stack(parts)
+        keep = max(len(c) for p in plans for c in p.cont_ids) + 1  # logits of the answers only
         with torch.inference_mode():
-            out = self._forward(merged, use_cache=False)
-            logprobs = torch.log_softmax(out.logits.float(), dim=-1)
+            out = self._forward(merged, use_cache=False, logits_to_keep=keep)
+            logprobs = torch.log_softmax(out.logits[:, -keep:].float(), dim=-1)
         sums: list[list[tuple[float, int]]] = [[] for _ in plans]
         for r, (q, j) in enumerate(rows):
             c = plans[q].cont_ids[j]
             n = len(c)
             targets = torch.tensor(c, device=loaded.device)[:, None]
-            steps = logprobs[r, width - n - 1: width - 1].gather(-1, targets)
+            steps = logprobs[r, keep - n - 1: keep - 1].gather(-1, targets)
             sums[q].append((float(steps.sum()), n))
         first_row = {q: r for r, (q, _) in reversed(list(enumerate(rows)))}
         n_prompt = [int(mask[first_row[q]].sum()) for q in range(len(plans))]

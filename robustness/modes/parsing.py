@@ -2,7 +2,8 @@
 
 Accepted forms (displayed labels, usually ``A``/``B``): a bare letter, ``(A)``, ``A:``, ``A.``,
 ``"A")`` (the paper's ``#answer: ("`` priming), ``**B**``, ``Answer: B`` / ``The answer is B``,
-``option B``, a letter leading an answer (``B: No``), or the text of exactly one option.
+``option B``, a letter leading an answer (``B: No``) or concluding it (``..., so A.``), or the
+text of exactly one option.
 Invalid (``None``): empty output, a refusal, both letters, a letter that is not an option, or
 nothing recognisable. A leading article ("A nodule is seen") is not a letter.
 
@@ -28,6 +29,8 @@ _LEADING = re.compile(r"^[\s\(\[\"'#*]*([A-Z])\s*(?:[\)\]\.:,;\"'*]|\n|$)")
 _PAREN = re.compile(r"[\(\[]\s*[\"']?([A-Z])[\"']?\s*[\)\]]")
 _QUOTED = re.compile(r"\"([A-Z])\"")
 _CLOSED = re.compile(r"(?<![A-Za-z0-9])([A-Z])\)")  # "A)" anywhere
+_CONCLUDING = re.compile(r"(?i:\b(?:so|thus|therefore|hence)),?\s+(?i:the answer is\s+)?"
+                         r"([A-Z])[\.\)!]?\s*$")  # "..., so A." at the very end
 _PAIR = re.compile(r"(?<![A-Za-z0-9])([A-Z])\s*(?:,|/|\band\b|\bor\b)\s*([A-Z])(?![A-Za-z0-9])")
 _REFUSAL = re.compile(
     r"(?i)\b(?:i\s*(?:can\s*not|cannot|can't|can’t|am unable|'m unable|am not able|'m not able)"
@@ -90,7 +93,7 @@ def _letters(clean: str, labels: Sequence[str]) -> list[str]:
     lead = _LEADING.match(clean)
     if lead:
         found.append(lead.group(1))
-    for pattern in (_PAREN, _QUOTED, _CLOSED, _OPTION_WORD):
+    for pattern in (_PAREN, _QUOTED, _CLOSED, _OPTION_WORD, _CONCLUDING):
         found.extend(m.group(1) for m in pattern.finditer(clean))
     for pair in _PAIR.finditer(clean):  # "A and B" (only option letters: not "A, I think")
         if all(letter in labels for letter in pair.groups()):
