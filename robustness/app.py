@@ -197,6 +197,8 @@ def _task(cfg: Any) -> int:
 def run_app(argv: list[str]) -> int:
     """Run the Hydra app on ``argv`` and return the process exit code."""
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     conf = config_dir()
     _check_launcher(argv)
@@ -215,6 +217,9 @@ def run_app(argv: list[str]) -> int:
         main = hydra.main(config_path=str(conf), config_name="config", version_base=None)(_task)
         try:
             main()
+        except (HydraException, OmegaConfBaseException) as err:  # --help / --cfg paths
+            message = " ".join(str(err).split("Config search path")[0].split())
+            raise ConfigError(message or type(err).__name__) from None
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
             if code == 1 and not Path(status_file).read_text().strip():
@@ -259,24 +264,16 @@ def _abspath(path: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(str(path))).resolve()
 
 
-def base_query_transform(prompt_cfg: Any):
-    """The run's base prompting strategy (``prompt`` group) as a query → query function."""
-    from dataclasses import replace
-
+def build_prompt(prompt_cfg: Any) -> Any:
+    """The run's base prompting strategy (``prompt`` group), or None for the mode's default."""
     from hydra.utils import instantiate
 
-    if prompt_cfg is None:
+    if not prompt_cfg:
         return None
-    if "_target_" in prompt_cfg:
-        built = instantiate(prompt_cfg, _convert_="all")
-        return built if callable(built) else getattr(built, "apply")
-    strategy = prompt_cfg.get("strategy", "direct")
-    system_prompt = prompt_cfg.get("system_prompt")
-
-    def apply(query):
-        return replace(query, strategy=strategy, system_prompt=system_prompt or query.system_prompt)
-
-    return apply
+    if "_target_" not in prompt_cfg:
+        raise ConfigError("prompt: config needs a _target_ (e.g. robustness.modes.prompts."
+                          "PromptStrategy)")
+    return instantiate(prompt_cfg, _convert_="all")
 
 
 def run_experiment(cfg: Any) -> dict[str, Any]:
@@ -297,7 +294,7 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     model_name = str(choices.get("model") or cfg.model.get("name") or "model")
     mode_name = str(choices.get("mode") or cfg.mode.get("name") or "mode")
     dataset_name = str(choices.get("dataset") or cfg.dataset.get("name") or "dataset")
-    prompt_name = str(choices.get("prompt") or (cfg.get("prompt") or {}).get("strategy", "direct"))
+    prompt_name = str(choices.get("prompt") or (cfg.get("prompt") or {}).get("strategy") or "direct")
 
     source = instantiate(cfg.dataset, _convert_="all")
     probes = build_probes(cfg.get("probe"))
@@ -308,7 +305,7 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     explain_cfg = cfg.get("explain")
     explainer = instantiate(explain_cfg, _convert_="all") \
         if explain_cfg and "_target_" in explain_cfg else None
-    base_query = base_query_transform(cfg.get("prompt"))
+    prompt = build_prompt(cfg.get("prompt"))
 
     benchmark = source.load()
     adapter = instantiate(cfg.model, _convert_="all")
@@ -334,10 +331,13 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
         trackers = [LocalReport()] + ([external] if external is not None else [])
         runner = Runner(benchmark, adapter, mode, probes, run_dir=run_dir,
                         tracker=MultiTracker(trackers), settings=settings, meta=meta,
-                        base_query=base_query, explainer=explainer)
+                        prompt=prompt, explainer=explainer)
         summary = runner.run()
     finally:
         adapter.close()
+        judge = getattr(getattr(mode, "judge", None), "adapter", None)
+        if judge is not None and hasattr(judge, "close"):
+            judge.close()
     print(format_console_table(summary))
     print(f"outputs: {run_dir}  (summary.json, report.md, predictions/)")
     return summary

@@ -142,8 +142,7 @@ class Runner:
     def __init__(self, benchmark: Benchmark, adapter: ModelAdapter, mode: AnsweringMode,
                  probes: Sequence[Probe] = (), *, run_dir: str | Path,
                  tracker: Tracker | None = None, settings: RunSettings | None = None,
-                 meta: RunMeta | None = None,
-                 base_query: Callable[[Query], Query] | None = None,
+                 meta: RunMeta | None = None, prompt: Any = None,
                  explainer: Any = None) -> None:
         self.benchmark = benchmark
         self.adapter = adapter
@@ -153,7 +152,7 @@ class Runner:
         self.tracker = tracker or NullTracker()
         self.settings = settings or RunSettings()
         self.meta = meta or RunMeta()
-        self.base_query = base_query
+        self.prompt = prompt  # the base prompting strategy (``PromptStrategy``), or None
         self.explainer = explainer
         if self.settings.batch_pairs < 1:
             raise ConfigError(f"batch_pairs: must be at least 1, got {self.settings.batch_pairs}")
@@ -166,6 +165,8 @@ class Runner:
         """Clean first, then every probe's conditions; names unique; fail before any work."""
         self.mode.check(self.adapter)
         check_strategy = getattr(self.mode, "check_strategy", None)
+        if check_strategy is not None and self.prompt is not None:
+            check_strategy(self.prompt.strategy)
         plan: list[tuple[Probe | None, Condition]] = [
             (None, Condition(name=CLEAN, probe=CLEAN, params={}))]
         seen = {CLEAN: "the clean condition"}
@@ -192,16 +193,34 @@ class Runner:
                                           ImageInput.open(pair.images[1]))
         return self._images[pair.pair_id]
 
+    def raw_queries(self, pair: Pair) -> tuple[Query, Query]:
+        """The unperturbed queries of ``pair`` before the base prompting strategy."""
+        return clean_queries(pair, self.images(pair))
+
     def clean_pair_queries(self, pair: Pair) -> tuple[Query, Query]:
         """The clean queries of ``pair`` with the run's base prompting strategy applied."""
-        key = (pair.pair_id, 1)
-        if key not in self._clean:
-            qs = clean_queries(pair, self.images(pair))
-            if self.base_query is not None:
-                qs = tuple(self.base_query(q) for q in qs)  # type: ignore[assignment]
+        if (pair.pair_id, 1) not in self._clean:
+            qs = self.raw_queries(pair)
+            if self.prompt is not None:
+                examples = self._base_examples(pair, qs)
+                qs = tuple(self.prompt.apply(q, examples) for q in qs)  # type: ignore[assignment]
             for q in qs:
                 self._clean[q.key] = q
         return self._clean[(pair.pair_id, 1)], self._clean[(pair.pair_id, 2)]
+
+    def _base_examples(self, pair: Pair, queries: tuple[Query, Query]) -> tuple:
+        """Worked examples for a ``few_shot`` base strategy: the few_shot probe's seeded pick
+        from other pairs (never this one), images from the raw loader (no recursion)."""
+        k = int(getattr(self.prompt, "few_shot_k", 0) or 0)
+        if getattr(self.prompt, "strategy", "") != "few_shot" or k < 1:
+            return ()
+        from attacks.prompting import FewShot
+
+        picker = FewShot(k=k, name="prompt_few_shot")
+        ctx = ProbeContext(benchmark=self.benchmark, seed=self.settings.seed,
+                           load_queries=self.raw_queries)
+        cond = Condition(name="prompt_few_shot", probe="prompt_few_shot", params={"k": k})
+        return tuple(picker.apply(cond, pair, queries, ctx)[0].few_shot)
 
     def probe_context(self) -> ProbeContext:
         return ProbeContext(benchmark=self.benchmark, seed=self.settings.seed,
@@ -325,10 +344,12 @@ class Runner:
                 for a in result.answers.values():
                     if a.error:
                         failures[a.error] += 1
-                    u = a.raw.get("usage") if isinstance(a.raw, dict) else None
-                    if isinstance(u, dict):
-                        usage["input_tokens"] += int(u.get("input_tokens") or 0)
-                        usage["output_tokens"] += int(u.get("output_tokens") or 0)
+                    raw = a.raw if isinstance(a.raw, dict) else {}
+                    judge = raw.get("judge") if isinstance(raw.get("judge"), dict) else {}
+                    for who, u in (("model", raw.get("usage")), ("judge", judge.get("usage"))):
+                        if isinstance(u, dict):
+                            usage[f"{who}_input"] += int(u.get("input_tokens") or 0)
+                            usage[f"{who}_output"] += int(u.get("output_tokens") or 0)
                 log.info("%s: set accuracy %.2f%% (%d answers from cache, %d asked, %.1f s)",
                          cond.name, result.report.overall.set_accuracy,
                          result.cache.get("hits", 0), result.cache.get("misses", 0),
@@ -395,13 +416,7 @@ class Runner:
     def _summary(self, conditions: dict[str, Any], failures: Counter, usage: Counter,
                  started_at: str, t0: float) -> dict[str, Any]:
         bench = self.benchmark
-        prices = getattr(self.adapter, "prices", None)
-        usage_out: dict[str, Any] = {"input_tokens": usage["input_tokens"],
-                                     "output_tokens": usage["output_tokens"]}
-        if isinstance(prices, Mapping) and (usage_out["input_tokens"] or usage_out["output_tokens"]):
-            usage_out["estimated_cost_usd"] = round(
-                usage_out["input_tokens"] / 1e6 * float(prices.get("input_per_million", 0))
-                + usage_out["output_tokens"] / 1e6 * float(prices.get("output_per_million", 0)), 6)
+        usage_out = self._usage(usage)
         cache_path = getattr(self.adapter, "path", None)
         return {
             "model": self.meta.model or str(self.adapter.model_id),
@@ -427,6 +442,42 @@ class Runner:
             "elapsed_s": round(time.perf_counter() - t0, 2),
             "versions": {"python": platform.python_version(), **_versions()},
         }
+
+    def _judge_adapter(self) -> ModelAdapter | None:
+        judge = getattr(self.mode, "judge", None)
+        adapter = getattr(judge, "adapter", None)
+        return adapter if isinstance(adapter, ModelAdapter) else None
+
+    def _usage(self, tokens: Counter) -> dict[str, Any]:
+        """Token usage of the answers (as if asked now) and of this run's model calls (cache
+        misses only), with cost estimates where the model config gives ``prices``."""
+        def block(inp: int, out: int, prices: Any) -> dict[str, Any]:
+            b: dict[str, Any] = {"input_tokens": inp, "output_tokens": out}
+            if isinstance(prices, Mapping) and (inp or out):
+                b["estimated_cost_usd"] = round(
+                    inp / 1e6 * float(prices.get("input_per_million", 0) or 0)
+                    + out / 1e6 * float(prices.get("output_per_million", 0) or 0), 6)
+            return b
+
+        parts = {"model": (self.adapter, tokens["model_input"], tokens["model_output"])}
+        judge = self._judge_adapter()
+        if judge is not None or tokens["judge_input"] or tokens["judge_output"]:
+            parts["judge"] = (judge, tokens["judge_input"], tokens["judge_output"])
+        out: dict[str, Any] = {}
+        for who, (adapter, inp, outp) in parts.items():
+            prices = getattr(adapter, "prices", None) if adapter is not None else None
+            entry = block(inp, outp, prices)
+            stats = getattr(adapter, "stats", None)
+            if stats is not None and hasattr(stats, "input_tokens"):
+                entry["this_run"] = block(stats.input_tokens, stats.output_tokens, prices)
+            out[who] = entry
+        entries = list(out.values())
+        total: dict[str, Any] = {"input_tokens": sum(e["input_tokens"] for e in entries),
+                                 "output_tokens": sum(e["output_tokens"] for e in entries)}
+        costs = [e["estimated_cost_usd"] for e in entries if "estimated_cost_usd" in e]
+        if costs:
+            total["estimated_cost_usd"] = round(sum(costs), 6)
+        return {**total, **out}
 
     def _answer_rows(self, result: ConditionResult, queries: QueryMap) -> list[tuple[Any, ...]]:
         rows = []

@@ -29,6 +29,16 @@ TRAINING_SEED_START = 1000
 PHANTOM_DONE = ".complete"
 
 
+def generator_fingerprint() -> str:
+    """sha256 over the phantom generator's source files."""
+    from robustness.data import phantom
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(phantom.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class BenchmarkSource(ABC):
     """Builds the benchmark a run answers."""
 
@@ -79,7 +89,9 @@ class PhantomSource(BenchmarkSource):
 
     def __init__(self, seed: int = 0, pairs: int = 176, size: int = 224,
                  cache_dir: str | Path = ".cache/robustness/phantom", name: str = "phantom",
-                 difficulty: dict[str, Any] | None = None) -> None:
+                 difficulty: dict[str, Any] | None = None,
+                 modalities: list[str] | str | None = None,
+                 families: list[str] | str | None = None) -> None:
         if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs <= 0:
             raise ConfigError(f"dataset.pairs: must be a positive integer, got {pairs!r}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -89,19 +101,21 @@ class PhantomSource(BenchmarkSource):
                         "its scores on this set are not held out", seed, TRAINING_SEED_START)
         self.seed, self.pairs, self.size = seed, pairs, size
         self.difficulty = dict(difficulty or {})
+        self.selection = {k: v for k, v in (("modalities", modalities), ("families", families))
+                          if v is not None}
         self.cache_dir = Path(os.path.expanduser(str(cache_dir)))
         self.name = name
 
     @property
     def arguments(self) -> dict[str, Any]:
-        return {"pairs": self.pairs, "seed": self.seed, "size": self.size, **self.difficulty}
+        return {"pairs": self.pairs, "seed": self.seed, "size": self.size, **self.selection,
+                **self.difficulty}
 
     def folder(self) -> Path:
-        """The cache folder of this argument set (generator version included in the key)."""
-        from robustness.data import phantom
-
-        version = getattr(phantom, "GENERATOR_VERSION", getattr(phantom, "__version__", "1"))
-        key = json.dumps({"args": self.arguments, "version": str(version)}, sort_keys=True)
+        """The cache folder of this argument set; the key also covers the generator's source,
+        so a changed generator never serves a stale set."""
+        key = json.dumps({"args": self.arguments, "generator": generator_fingerprint()},
+                         sort_keys=True, default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return self.cache_dir / f"seed{self.seed}-n{self.pairs}-s{self.size}-{digest}"
 
@@ -117,7 +131,7 @@ class PhantomSource(BenchmarkSource):
         try:
             log.info("generating phantom set %s (once; cached in %s)", self.arguments, folder)
             generate_phantom_benchmark(tmp, pairs=self.pairs, seed=self.seed, size=self.size,
-                                       **self.difficulty)
+                                       **self.selection, **self.difficulty)
             (tmp / PHANTOM_DONE).write_text(json.dumps(self.arguments, sort_keys=True) + "\n")
             try:
                 os.replace(tmp, folder)  # atomic; fails if another process finished first

@@ -44,8 +44,11 @@ class ScriptedAdapter(ModelAdapter):
                               Capability.LOGLIKELIHOOD})
 
     def __init__(self, name: str = "scripted", bias_a: float = 0.0, delay_s: float = 0.0,
-                 count_file: str | None = None, revision: str = "1") -> None:
+                 count_file: str | None = None, revision: str = "1",
+                 prices: dict | None = None) -> None:
         self.name, self.bias_a, self.delay_s, self.revision = name, bias_a, delay_s, revision
+        if prices is not None:
+            self.prices = dict(prices)
         self.count_file = Path(count_file) if count_file else None
         self.requests = 0
         self.calls = 0

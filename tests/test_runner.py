@@ -124,6 +124,21 @@ def test_second_identical_run_is_served_from_the_cache(tmp_path, bench):
         assert a == b
 
 
+def test_token_usage_and_cost_count_what_this_run_spent(tmp_path, bench):
+    extra = ("probe=[option_swap]", "logger=none",
+             "+model.prices={input_per_million: 2.0, output_per_million: 10.0}")
+    assert main(cli_args(tmp_path, bench, *extra, run="first")) == 0
+    assert main(cli_args(tmp_path, bench, *extra, run="second")) == 0
+    first = json.loads((tmp_path / "first" / "summary.json").read_text())["usage"]
+    second = json.loads((tmp_path / "second" / "summary.json").read_text())["usage"]
+    # the scripted model reports 10 input and 3 output tokens per request; 48 answers
+    assert (first["input_tokens"], first["output_tokens"]) == (480, 144)
+    assert first["estimated_cost_usd"] == round(480 * 2e-6 + 144 * 10e-6, 6)
+    assert first["model"]["this_run"]["input_tokens"] == 480
+    assert second["estimated_cost_usd"] == first["estimated_cost_usd"]  # the answers' worth
+    assert second["model"]["this_run"] == {"input_tokens": 0, "output_tokens": 0}
+
+
 def test_probe_list_empty_runs_clean_only_without_wandb(tmp_path, bench):
     assert main(cli_args(tmp_path, bench, "probe=[]", "logger=none")) == 0
     run = tmp_path / "run"
@@ -150,6 +165,10 @@ def test_sweep_gives_each_job_its_own_run_and_wandb_run(tmp_path, bench):
         bias[summary["model"]] = summary["conditions"]["option_swap"]["probe_metrics"][
             "position_bias"]
     assert bias["scripted_biased"] > bias["scripted"] + 10
+    table = (sweep / "sweep_summary.md").read_text()  # one table over both jobs
+    assert "| 0_scripted_scripted_mc | scripted |" in table
+    assert "| 1_scripted_biased_scripted_mc | scripted_biased |" in table
+    assert "position_bias" in table
 
 
 def test_missing_images_say_how_to_download(tmp_path, capsys):

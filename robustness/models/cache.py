@@ -205,6 +205,8 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     calls: int = 0
+    input_tokens: int = 0  # usage reported by the model for the misses (what this run spent)
+    output_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -260,9 +262,15 @@ class CachedAdapter(ModelAdapter):
         if not requests:
             return []
         if self.store is None:
+            fresh = list(compute(requests))
             self.stats.misses += len(requests)
             self.stats.calls += 1
-            return list(compute(requests))
+            for result in fresh:
+                usage = getattr(result, "usage", None)
+                if usage is not None:
+                    self.stats.input_tokens += int(usage.input_tokens or 0)
+                    self.stats.output_tokens += int(usage.output_tokens or 0)
+            return fresh
         keys = [request_key(self._identity, kind, r) for r in requests]
         if any(k not in self.store for k in keys):
             self.store.refresh()  # another process sharing the folder may have answered them
@@ -285,6 +293,10 @@ class CachedAdapter(ModelAdapter):
             self.stats.misses += len(first)
             new_records = []
             for (key, positions), result in zip(todo.items(), fresh):
+                usage = getattr(result, "usage", None)
+                if usage is not None:
+                    self.stats.input_tokens += int(usage.input_tokens or 0)
+                    self.stats.output_tokens += int(usage.output_tokens or 0)
                 for i in positions:
                     results[i] = result
                 if cacheable(result):

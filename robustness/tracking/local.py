@@ -65,7 +65,15 @@ def format_console_table(summary: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     head = (f"{summary.get('model')} · {summary.get('mode')} · {summary.get('dataset')} "
             f"({summary.get('n_pairs')} pairs) — percentages; Δ = probe − clean, points")
-    return head + "\n" + "\n".join(lines)
+    extras = [f"{name}: {probe_metrics_line(cond['probe_metrics'])}"
+              for name, cond in summary.get("conditions", {}).items() if cond.get("probe_metrics")]
+    return "\n".join([head, *lines, *extras])
+
+
+def probe_metrics_line(metrics: dict[str, Any]) -> str:
+    """Scalar probe metrics as ``key value`` pairs (nested ones are in summary.json)."""
+    return ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -95,8 +103,18 @@ def render_report(summary: dict[str, Any], examples: dict[str, str]) -> str:
     usage = summary.get("usage") or {}
     if usage.get("input_tokens") or usage.get("output_tokens"):
         cost = usage.get("estimated_cost_usd")
-        lines.append(f"- Tokens: {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} "
-                     f"out" + (f" · estimated cost ${cost:.4f}" if cost is not None else ""))
+        spent = [u.get("this_run", {}) for k, u in usage.items() if isinstance(u, dict)]
+        spent_cost = [s_.get("estimated_cost_usd") for s_ in spent if "estimated_cost_usd" in s_]
+        line = (f"- Tokens of these answers: {usage.get('input_tokens', 0)} in / "
+                f"{usage.get('output_tokens', 0)} out")
+        if cost is not None:
+            line += f" · estimated cost ${cost:.4f}"
+        if spent:
+            line += (f" · asked in this run: {sum(s_.get('input_tokens', 0) for s_ in spent)} in / "
+                     f"{sum(s_.get('output_tokens', 0) for s_ in spent)} out")
+            if spent_cost:
+                line += f" (${sum(spent_cost):.4f})"
+        lines.append(line)
     lines += ["", "## Conditions", "",
               "Percentages. Δ = probe − clean in points on the same pairs; CI = paired bootstrap "
               "95% interval of Δ set accuracy; p = exact McNemar on pair correctness; flip = "
