@@ -12,7 +12,8 @@ The only difference from the adapter's own path is rounding: the adapter resizes
 :meth:`WhiteBoxScorer.function` checks the two agree on the query's own image before use.
 
 Uses only the adapter's public surface: ``load()`` (model, processor, tokenizer, family,
-device, forward parameters), ``render``, ``render_with_answer`` and ``candidate_token_ids``.
+device, forward parameters), ``encode``, ``render``, ``render_with_answer`` and
+``candidate_token_ids``.
 
 :class:`AdapterGradientOracle` serves :mod:`attacks.adversarial` (FGSM/PGD) from the same
 path: per query, the margin of its right answer and the gradient w.r.t. the image.
@@ -45,7 +46,8 @@ MAX_MEAN_PIXEL_GAP = 0.02
 def is_white_box(adapter: ModelAdapter) -> bool:
     """Whether ``adapter`` exposes a loaded torch model and processor (Hugging Face style)."""
     return all(callable(getattr(adapter, name, None))
-               for name in ("load", "render", "render_with_answer", "candidate_token_ids"))
+               for name in ("load", "encode", "render", "render_with_answer",
+                            "candidate_token_ids"))
 
 
 def require_white_box(adapter: ModelAdapter, purpose: str) -> None:
@@ -111,12 +113,9 @@ class WhiteBoxScorer:
                               "processor; use explain=occlusion")
         return proc
 
-    def _encode_text(self, text: str, pil_images: list) -> dict[str, Any]:
-        """Processor inputs for one text with its images (as the adapter encodes them)."""
-        kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt", "padding": True}
-        if pil_images:
-            kwargs["images"] = [pil_images]
-        return dict(self.loaded.processor(**kwargs))
+    def _encode_text(self, text: str, query_images: tuple) -> dict[str, Any]:
+        """Model inputs for one text with its images, exactly as the adapter encodes them."""
+        return dict(self.adapter.encode([text], [query_images]))  # type: ignore[attr-defined]
 
     def _image_inputs(self, per_row_images: list[list[Any]]) -> dict[str, Any]:
         """Image-side inputs for a batch of rows (each a list of float CHW tensors)."""
@@ -158,13 +157,12 @@ class WhiteBoxScorer:
                               "its score cannot be attributed")
         adapter: Any = self.adapter
         prompt = self.mode.build_prompts(adapter, [query])[0]  # type: ignore[attr-defined]
-        pil = [img.pil("RGB") for img in prompt.images]
         fixed = [to_chw(torch.as_tensor(img.pixels.astype(np.float32)))
                  for img in prompt.images[:-1]]
         image_keys = set(self._image_inputs([[*fixed, to_chw(torch.as_tensor(
             query.image.pixels.astype(np.float32)))]]))
         if self.kind == "letter":
-            base = self._encode_text(adapter.render(prompt), pil)
+            base = self._encode_text(adapter.render(prompt), prompt.images)
             self._check_pixels(base, query, fixed)
             text = {k: v for k, v in base.items() if k not in image_keys}
             prepared = _Prepared(kind="letter", fixed_images=fixed, sequences=[text], tails=[],
@@ -175,7 +173,7 @@ class WhiteBoxScorer:
             sequences, tails, n_chars = [], [], []
             for option in query.options:
                 prefix, answer = adapter.render_with_answer(prompt, option)
-                base = self._encode_text(prefix, pil)
+                base = self._encode_text(prefix, prompt.images)
                 if not sequences:
                     self._check_pixels(base, query, fixed)
                 text = {k: v for k, v in base.items() if k not in image_keys}
@@ -211,7 +209,7 @@ class WhiteBoxScorer:
         ids = text["input_ids"]
         length = ids.shape[1]
         keep = length - trim
-        cont = torch.tensor(tail, dtype=ids.dtype)[None]
+        cont = torch.tensor(tail, dtype=ids.dtype, device=ids.device)[None]
         out: dict[str, Any] = {}
         for key, value in text.items():
             if not isinstance(value, torch.Tensor) or value.dim() < 2 or value.shape[:2] != (1, length):
@@ -222,13 +220,15 @@ class WhiteBoxScorer:
             if key == "input_ids":
                 extra = cont
             elif key == "attention_mask":
-                extra = torch.ones((1, n), dtype=value.dtype)
+                extra = torch.ones((1, n), dtype=value.dtype, device=value.device)
             elif key == "token_type_ids":
-                extra = torch.full((1, n), loaded.family.continuation_token_type, dtype=value.dtype)
+                extra = torch.full((1, n), loaded.family.continuation_token_type,
+                                   dtype=value.dtype, device=value.device)
             elif key == "cross_attention_mask":
                 extra = body[:, -1:].expand(1, n, *body.shape[2:]).clone()
             else:
-                extra = torch.zeros((1, n, *value.shape[2:]), dtype=value.dtype)
+                extra = torch.zeros((1, n, *value.shape[2:]), dtype=value.dtype,
+                                    device=value.device)
             out[key] = torch.cat([body, extra], dim=1)
         return out, tail
 
@@ -247,7 +247,7 @@ class WhiteBoxScorer:
                                   f"gives {key} of shape {tuple(value.shape)}, the processor "
                                   f"{tuple(theirs.shape)}; use explain=occlusion")
             if value.is_floating_point():
-                gap = float((value.float() - theirs.float()).abs().mean())
+                gap = float((value.float() - theirs.detach().float().cpu()).abs().mean())
                 if gap > MAX_MEAN_PIXEL_GAP:
                     raise ConfigError(f"model {self.adapter.model_id}: the differentiable image "
                                       f"path differs from the processor's ({key} mean gap "
