@@ -107,7 +107,7 @@ class IntegratedGradients(ImageExplainer):
     name = "integrated_gradients"
     needs_gradients = True
 
-    def __init__(self, n_steps: int = 32, internal_batch_size: int = 16, baseline: str = "black",
+    def __init__(self, n_steps: int = 16, internal_batch_size: int = 16, baseline: str = "black",
                  method: str = "gausslegendre") -> None:
         super().__init__()
         self.n_steps = _positive_int("n_steps", n_steps)
@@ -161,7 +161,7 @@ class Occlusion(ImageExplainer):
 
     name = "occlusion"
 
-    def __init__(self, window: float = 0.125, stride: float = 0.0625, baseline: str = "black",
+    def __init__(self, window: float = 0.125, stride: float = 0.125, baseline: str = "black",
                  batch_size: int = 64) -> None:
         super().__init__()
         self.window = self._size("window", window)
@@ -205,9 +205,9 @@ class Occlusion(ImageExplainer):
                 batch = [with_image(query, img) for img in images.detach().cpu().numpy()]
                 return torch.as_tensor(scorer.margins(batch, [target] * len(batch)))
 
-            pixels = query.image.pixels.astype(np.float64)
+            pixels = query.image.pixels.astype(np.float32)
             x = torch.as_tensor(pixels)[None]
-            b = torch.as_tensor(np.rint(baseline_image(pixels, self.baseline)))[None]
+            b = torch.as_tensor(np.rint(baseline_image(pixels, self.baseline)).astype(np.float32))[None]
             windows, strides = self.geometry(pixels.shape)
             attr = CaptumOcclusion(forward).attribute(
                 x, sliding_window_shapes=windows, strides=strides, baselines=b,
