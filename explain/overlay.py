@@ -3,8 +3,9 @@
 Each panel shows the image in grey with the evidence map (|attribution|, smoothed, scaled to its
 99.5th percentile) as a heat layer from transparent (none) through purple and orange to pale
 yellow (the most), the smoothed peak as a white ring and, on phantoms, the finding's mask as a
-green outline. Under each panel: the gold answer, the model's choice, the option whose margin
-is explained, and the grounding scores. PIL only.
+green outline (grey where the finding is absent: the place it takes in the other image). Under
+each panel: the gold answer, the model's choice, the option whose margin is explained, and the
+grounding scores. PIL only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from explain.images import gaussian_blur, resize_nearest
 
 PANEL = 320  # display side of each image panel, pixels
 MARGIN = 12
-MASK_COLOUR = (40, 255, 120)
+MASK_COLOUR = (40, 255, 120)  # a finding that is present
+ABSENT_COLOUR = (150, 150, 150)  # where an absent finding would be (its pair partner's place)
 # Perceptually ordered anchors (inferno-like): low evidence dark purple, high pale yellow.
 ANCHORS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
                    dtype=np.float64)
@@ -42,6 +44,7 @@ class Panel:
     attribution: np.ndarray  # H×W
     caption: Sequence[str]
     mask: np.ndarray | None = None
+    present: bool = True  # whether the mask marks a present finding (green) or an absent one
 
 
 def _font(size: int):
@@ -54,7 +57,7 @@ def _font(size: int):
 
 
 def heat_panel(pixels: np.ndarray, attribution: np.ndarray, mask: np.ndarray | None,
-               sign: str = "absolute", smooth: float = 0.02) -> np.ndarray:
+               sign: str = "absolute", smooth: float = 0.02, present: bool = True) -> np.ndarray:
     """The image with its evidence heat layer, peak ring and mask outline (uint8 RGB)."""
     from PIL import Image, ImageDraw
 
@@ -77,7 +80,7 @@ def heat_panel(pixels: np.ndarray, attribution: np.ndarray, mask: np.ndarray | N
         for axis in (0, 1):
             for shift in (1, -1, 2, -2):
                 inner &= np.roll(m, shift, axis=axis)
-        rgb[m & ~inner] = MASK_COLOUR
+        rgb[m & ~inner] = MASK_COLOUR if present else ABSENT_COLOUR
     image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
     if e.max() > 0:
         r, c = peak(attribution, sign, smooth)
@@ -93,7 +96,8 @@ def render_pair(title: str, question: str, options: Sequence[str], panels: Seque
     from PIL import Image, ImageDraw
 
     font, bold = _font(13), _font(15)
-    tiles = [heat_panel(p.pixels, p.attribution, p.mask, sign, smooth) for p in panels]
+    tiles = [heat_panel(p.pixels, p.attribution, p.mask, sign, smooth, p.present)
+             for p in panels]
     width = len(tiles) * PANEL + (len(tiles) + 1) * MARGIN
     chars = max(20, int(width / 7.2))
     header = [title] + textwrap.wrap(f"Q: {question}", chars) + [
@@ -101,7 +105,7 @@ def render_pair(title: str, question: str, options: Sequence[str], panels: Seque
                                                                               chars)]
     line_h = 18
     head_h = MARGIN + line_h * len(header) + 4
-    per_panel = max(16, int(PANEL / 7.2))
+    per_panel = max(16, int(PANEL / 6.6))
     captions = [[w for line in p.caption for w in textwrap.wrap(line, per_panel)] for p in panels]
     cap_lines = max(len(c) for c in captions)
     height = head_h + PANEL + MARGIN + line_h * cap_lines + MARGIN

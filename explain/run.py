@@ -344,7 +344,8 @@ class SaliencyRun:
         if records[0].truth is not None:
             title += f" · {records[0].truth.family}"
         panels = [Panel(r.query.image.pixels, r.map.map, self._caption(r),
-                        r.truth.mask if r.truth is not None else None) for r in records]
+                        r.truth.mask if r.truth is not None else None,
+                        r.truth.present if r.truth is not None else True) for r in records]
         return render_pair(title, q.question, q.options, panels, self.sign, self.smooth)
 
     def _write(self, out_dir: Path, pairs: Sequence[Pair], records: Sequence[ImageRecord],

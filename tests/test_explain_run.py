@@ -66,6 +66,13 @@ def test_occlusion_on_a_grounded_model_scores_high_and_writes_everything(phantom
     folder = tmp_path / "saliency"
     assert sorted(p.name for p in folder.glob("*.png")) == sorted(
         f"{pid}.png" for pid in summary["pairs"])
+    from PIL import Image
+
+    from explain.overlay import MASK_COLOUR, PANEL
+
+    overlay = np.asarray(Image.open(folder / f"{summary['pairs'][0]}.png").convert("RGB"))
+    assert overlay.shape[1] == 2 * PANEL + 3 * 12 and overlay.shape[0] > PANEL
+    assert np.all(overlay == MASK_COLOUR, axis=-1).sum() > 20  # the finding's outline is drawn
     maps = np.load(folder / "maps.npz")
     assert len(maps.files) == 8 and maps[maps.files[0]].shape == (64, 64)
     detail = json.loads((folder / "images.json").read_text())
