@@ -207,7 +207,8 @@ class Occlusion(ImageExplainer):
 
             pixels = query.image.pixels.astype(np.float32)
             x = torch.as_tensor(pixels)[None]
-            b = torch.as_tensor(np.rint(baseline_image(pixels, self.baseline)).astype(np.float32))[None]
+            fill = np.rint(baseline_image(pixels, self.baseline)).astype(np.float32)
+            b = torch.as_tensor(fill)[None]
             windows, strides = self.geometry(pixels.shape)
             attr = CaptumOcclusion(forward).attribute(
                 x, sliding_window_shapes=windows, strides=strides, baselines=b,

@@ -219,9 +219,9 @@ class SaliencyRun:
             truth = finding(benchmark, benchmark.pair(q.pair_id), q.image_index)
             energy = hit = None
             if truth is not None and truth.abnormal:
-                energy = mask_energy_ratio(m.map, truth.mask, self.sign)  # type: ignore[arg-type]
-                hit = pointing_hit(m.map, truth.mask, self.sign, self.smooth,  # type: ignore[arg-type]
-                                   self.tolerance)
+                mask: np.ndarray = truth.mask  # type: ignore[assignment]
+                energy = mask_energy_ratio(m.map, mask, self.sign)
+                hit = pointing_hit(m.map, mask, self.sign, self.smooth, self.tolerance)
             records.append(ImageRecord(q, a, t, source, m, pa, truth, energy, hit))
 
         pair_corr = {p.pair_id: spearman(records[2 * i].map.map, records[2 * i + 1].map.map,
@@ -360,7 +360,8 @@ class SaliencyRun:
         for i, pair in enumerate(pairs):
             recs = records[2 * i: 2 * i + 2]
             for r in recs:
-                arrays[f"clean/{pair.pair_id}/{r.query.image_index}"] = r.map.map.astype(np.float32)
+                arrays[f"clean/{pair.pair_id}/{r.query.image_index}"] = r.map.map.astype(
+                    np.float32)
             if self.overlays:
                 pixels = self.overlay(pair, recs)
                 name = _safe(pair.pair_id) + ".png"

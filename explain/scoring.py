@@ -50,7 +50,8 @@ def normalisation(mode: AnsweringMode) -> str:
 
 
 def normalised(logprob: float, n_tokens: int, n_chars: int, normalize: str) -> float:
-    """An option's score under ``normalize`` (mirrors :func:`robustness.modes.ps.normalised_score`)."""
+    """An option's score under ``normalize`` (as :func:`robustness.modes.ps.normalised_score`;
+    also on tensors, for the white-box path)."""
     if normalize == "sum":
         return logprob
     if normalize == "per_char":

@@ -159,8 +159,13 @@ class WhiteBoxScorer:
         prompt = self.mode.build_prompts(adapter, [query])[0]  # type: ignore[attr-defined]
         fixed = [to_chw(torch.as_tensor(img.pixels.astype(np.float32)))
                  for img in prompt.images[:-1]]
-        image_keys = set(self._image_inputs([[*fixed, to_chw(torch.as_tensor(
-            query.image.pixels.astype(np.float32)))]]))
+        try:
+            image_keys = set(self._image_inputs([[*fixed, to_chw(torch.as_tensor(
+                query.image.pixels.astype(np.float32)))]]))
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ConfigError(f"model {self.adapter.model_id}: its image processor does not take "
+                              f"float tensors ({' '.join(str(err).split())[:200]}); use "
+                              "explain=occlusion") from None
         if self.kind == "letter":
             base = self._encode_text(adapter.render(prompt), prompt.images)
             self._check_pixels(base, query, fixed)
@@ -212,7 +217,9 @@ class WhiteBoxScorer:
         cont = torch.tensor(tail, dtype=ids.dtype, device=ids.device)[None]
         out: dict[str, Any] = {}
         for key, value in text.items():
-            if not isinstance(value, torch.Tensor) or value.dim() < 2 or value.shape[:2] != (1, length):
+            per_token = isinstance(value, torch.Tensor) and value.dim() >= 2 \
+                and value.shape[:2] == (1, length)
+            if not per_token:
                 out[key] = value
                 continue
             body = value[:, :keep]

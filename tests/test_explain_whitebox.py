@@ -89,8 +89,8 @@ def test_integrated_gradients_is_complete_through_the_adapter(tiny_llava):
                                     Occlusion(window=8, stride=8, batch_size=32)],
                          ids=["integrated_gradients", "occlusion"])
 def test_maps_are_in_original_coordinates_under_resize_and_crop(tiny_llava, method):
-    """48×72 → resized to 32×48 → centre-cropped to 32×32: original columns left of ~9 and right
-    of ~62 never reach the model, so their attribution is zero (IG: exactly; occlusion: up to
+    """48×72 → resized to 32×48 → centre-cropped to 32×32: original columns left of ~9 and
+    right of ~62 never reach the model, so their attribution is zero (IG: exactly; occlusion: up to
     the float noise of scoring in different batches); the rest is not."""
     ad, mode = adapter(tiny_llava), GreedyDecodingMode()
     q = query_with((48, 72), seed=5, rgb=True)
