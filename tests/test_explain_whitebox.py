@@ -20,6 +20,7 @@ from robustness.models.hf import HFAdapter
 from robustness.modes.gd import GreedyDecodingMode
 from robustness.modes.mc import MultipleChoiceMode
 from robustness.modes.ps import PrefixScoringMode
+from robustness.modes.query import FewShotExample
 from test_explain_support import FormulaAdapter
 
 from explain.methods import IntegratedGradients, Occlusion
@@ -62,13 +63,27 @@ def test_white_box_margin_is_the_adapters_score(tiny_llava, mode):
     assert not np.allclose(expected, 0)
 
 
-def test_qwen2_vl_margin_is_the_adapters_score(tiny_qwen):
-    ad, mode = adapter(tiny_qwen), GreedyDecodingMode()
+@pytest.mark.parametrize("mode", [GreedyDecodingMode(), PrefixScoringMode()], ids=["gd", "ps"])
+def test_qwen2_vl_margin_is_the_adapters_score(tiny_qwen, mode):
+    ad = adapter(tiny_qwen)
     q = query_with((56, 56), rgb=True)  # Qwen2-VL's smart resize keeps 56×56: patches only
     expected = AnswerScorer(ad, mode).margins([q], ["A"])[0]
     f = WhiteBoxScorer(ad, mode).function(q, "A")
     got = float(f(torch.tensor(q.image.pixels, dtype=torch.float32)[None])[0].detach())
     assert got == pytest.approx(expected, abs=2e-4)
+
+
+def test_few_shot_prompts_attribute_only_the_query_image(tiny_llava):
+    """A few-shot prompt carries an example image too: it stays fixed, the map covers the
+    query's own image, and the margin is still the adapter's."""
+    ad, mode = adapter(tiny_llava), GreedyDecodingMode()
+    example = FewShotExample(image=ImageInput(smooth_image(32, 48, seed=9, rgb=True)),
+                             question="is there a fracture", options=("yes", "no"), answer="B",
+                             source_pair_id="another pair")
+    q = replace(query_with((32, 48), seed=1), strategy="few_shot", few_shot=(example,))
+    expected = AnswerScorer(ad, mode).margins([q], ["A"])[0]
+    (m,) = IntegratedGradients(n_steps=8, internal_batch_size=8).attribute(ad, mode, [q], ["A"])
+    assert m.map.shape == (32, 48) and m.score == pytest.approx(expected, abs=2e-4)
 
 
 def test_integrated_gradients_is_complete_through_the_adapter(tiny_llava):
