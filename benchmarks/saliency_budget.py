@@ -7,7 +7,9 @@ prints the seconds it took (model loading, answering and overlays excluded), the
 numbers over the abnormal images: mean mask energy ratio, pointing game, image reliance and
 per family. The budget is ≤ 60 s per method on 2 CPU cores; the last line is
 ``seconds: <integrated_gradients> <occlusion>``: wall clock, the fastest of ``--repeats`` passes
-(methods interleaved), since other processes on shared cores slow single passes a lot.
+(methods interleaved), since other processes on shared cores slow single passes a lot. On a
+busy machine ``--threads 1`` gives a fairer figure: two OpenMP threads whose partner core is
+taken by another process spend most of their time waiting at barriers (10× slower here).
 
     python benchmarks/saliency_budget.py [--pairs 8] [--threads 2] [--mode gd]
                                          [--model PATH] [--methods integrated_gradients,occlusion]

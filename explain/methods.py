@@ -107,7 +107,7 @@ class IntegratedGradients(ImageExplainer):
     name = "integrated_gradients"
     needs_gradients = True
 
-    def __init__(self, n_steps: int = 16, internal_batch_size: int = 16, baseline: str = "black",
+    def __init__(self, n_steps: int = 32, internal_batch_size: int = 16, baseline: str = "black",
                  method: str = "gausslegendre") -> None:
         super().__init__()
         self.n_steps = _positive_int("n_steps", n_steps)
@@ -161,7 +161,7 @@ class Occlusion(ImageExplainer):
 
     name = "occlusion"
 
-    def __init__(self, window: float = 0.125, stride: float = 0.125, baseline: str = "black",
+    def __init__(self, window: float = 0.125, stride: float = 0.0625, baseline: str = "black",
                  batch_size: int = 64) -> None:
         super().__init__()
         self.window = self._size("window", window)
