@@ -240,6 +240,11 @@ class SaliencyRun:
         summary["elapsed_s"] = {"maps": round(t_maps, 2), "parts": round(t_parts, 2),
                                 "probes": round(t_probes, 2),
                                 "total": round(time.perf_counter() - started, 2)}
+        log.info("saliency (%s, %d images, %.1f s): mask energy ratio %s, pointing game %s%%, "
+                 "image reliance %s%%%s", self.method.name, len(records),
+                 summary["elapsed_s"]["total"], summary["mask_energy_ratio"],
+                 summary["pointing_game"], summary["image_reliance"],
+                 f"; overlays in {out_dir}" if out_dir is not None and self.overlays else "")
         return summary
 
     # ------------------------------------------------------------------------------- probes
