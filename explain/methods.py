@@ -1,0 +1,220 @@
+"""Image attribution methods: one class per method with a uniform ``attribute()``, like captum.
+
+``method.attribute(adapter, mode, queries, targets)`` returns one :class:`ImageMap` per query:
+the attribution of the answer margin (:mod:`explain.scoring`) of the target option (displayed
+label) to every pixel of the query's image, in that image's own coordinates.
+
+* :class:`IntegratedGradients` (white-box models) integrates gradients along the straight path
+  from a baseline image to the input through the model's own processor
+  (:mod:`explain.whitebox`); interpolation steps run in batches of ``internal_batch_size``.
+* :class:`Occlusion` (any model with option scores, API models included) slides a window over
+  the image, replaces it with the baseline and records how much the margin drops; all windows
+  of an image go to the adapter in batches of ``batch_size`` requests.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from robustness.data.types import OptionLabel
+from robustness.errors import ConfigError
+from robustness.models.base import ModelAdapter
+from robustness.modes.base import AnsweringMode
+from robustness.modes.query import Query
+
+from explain.images import baseline_image, check_baseline
+from explain.scoring import AnswerScorer, with_image
+
+IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left",
+              "riemann_right")
+
+
+@dataclass
+class ImageMap:
+    """The attribution of one query's answer margin to its image's pixels."""
+
+    pair_id: str
+    image_index: int
+    attributions: np.ndarray  # same shape as the image's pixels (per channel), float64
+    target: OptionLabel  # displayed label whose margin is explained
+    score: float  # margin on the image itself
+    baseline_score: float | None = None  # margin on the baseline image (IG)
+    method: str = ""
+
+    @property
+    def map(self) -> np.ndarray:
+        """H×W attribution (channels summed)."""
+        a = self.attributions
+        return a.sum(axis=-1) if a.ndim == 3 else a
+
+    @property
+    def completeness_gap(self) -> float | None:
+        """IG: sum of attributions minus (score − baseline score); ≈ 0 when steps suffice."""
+        if self.baseline_score is None:
+            return None
+        return float(self.attributions.sum() - (self.score - self.baseline_score))
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"explain.method.{name}: must be a positive integer, got {value!r}")
+    return value
+
+
+class ImageExplainer(ABC):
+    """Base of image attribution methods."""
+
+    name: str = ""
+    needs_gradients: bool = False
+
+    def __init__(self) -> None:
+        self._scorers: dict[tuple[int, int], Any] = {}
+
+    def settings(self) -> dict[str, Any]:
+        """Method parameters (recorded in the summary)."""
+        return {}
+
+    def check(self, adapter: ModelAdapter, mode: AnsweringMode) -> None:
+        """Fail in one line if this method cannot explain ``mode`` answers of ``adapter``."""
+        self._scorer(adapter, mode)
+
+    def _scorer(self, adapter: ModelAdapter, mode: AnsweringMode) -> Any:
+        key = (id(adapter), id(mode))
+        if key not in self._scorers:
+            self._scorers[key] = self._make_scorer(adapter, mode)
+        return self._scorers[key]
+
+    def _make_scorer(self, adapter: ModelAdapter, mode: AnsweringMode) -> Any:
+        return AnswerScorer(adapter, mode)
+
+    @abstractmethod
+    def attribute(self, adapter: ModelAdapter, mode: AnsweringMode, queries: Sequence[Query],
+                  targets: Sequence[OptionLabel]) -> list[ImageMap]:
+        """One attribution map per query, for the margin of its target (displayed label)."""
+
+
+class IntegratedGradients(ImageExplainer):
+    """Integrated Gradients (Sundararajan et al. 2017) on the original pixels (captum).
+
+    ``baseline``: ``black`` (default), ``blur`` or ``mean`` (:func:`explain.images.baseline_image`);
+    ``n_steps`` points of the ``method`` quadrature; ``internal_batch_size`` points per forward
+    and backward pass (bounds memory)."""
+
+    name = "integrated_gradients"
+    needs_gradients = True
+
+    def __init__(self, n_steps: int = 32, internal_batch_size: int = 16, baseline: str = "black",
+                 method: str = "gausslegendre") -> None:
+        super().__init__()
+        self.n_steps = _positive_int("n_steps", n_steps)
+        self.internal_batch_size = _positive_int("internal_batch_size", internal_batch_size)
+        self.baseline = check_baseline(baseline)
+        if method not in IG_METHODS:
+            raise ConfigError(f"explain.method.method: {method!r} is not one of "
+                              f"{', '.join(IG_METHODS)}")
+        self.method = method
+
+    def settings(self) -> dict[str, Any]:
+        return {"n_steps": self.n_steps, "internal_batch_size": self.internal_batch_size,
+                "baseline": self.baseline, "method": self.method}
+
+    def _make_scorer(self, adapter: ModelAdapter, mode: AnsweringMode) -> Any:
+        from explain.whitebox import WhiteBoxScorer
+
+        return WhiteBoxScorer(adapter, mode)
+
+    def attribute(self, adapter: ModelAdapter, mode: AnsweringMode, queries: Sequence[Query],
+                  targets: Sequence[OptionLabel]) -> list[ImageMap]:
+        import torch
+        from captum.attr import IntegratedGradients as CaptumIG
+
+        scorer = self._scorer(adapter, mode)
+        out = []
+        for query, target in zip(queries, targets):
+            f = scorer.function(query, target)
+            pixels = query.image.pixels.astype(np.float32)
+            x = torch.as_tensor(pixels)[None]
+            b = torch.as_tensor(baseline_image(pixels, self.baseline).astype(np.float32))[None]
+            attr = CaptumIG(f).attribute(x, baselines=b, n_steps=self.n_steps,
+                                         method=self.method,
+                                         internal_batch_size=self.internal_batch_size)
+            with torch.no_grad():
+                ends = f(torch.cat([x, b])).double().cpu().numpy()
+            out.append(ImageMap(query.pair_id, query.image_index,
+                                attr[0].detach().double().cpu().numpy(), target,
+                                score=float(ends[0]), baseline_score=float(ends[1]),
+                                method=self.name))
+        return out
+
+
+class Occlusion(ImageExplainer):
+    """Occlusion (Zeiler & Fergus 2014) over a sliding window (captum), from option scores only.
+
+    ``window`` and ``stride``: pixels (int) or a fraction of the image's shorter side (float in
+    (0, 1]); the attribution of a pixel is the mean margin drop over the windows covering it.
+    ``baseline``: what a window is filled with (``black``, ``blur``, ``mean``). ``batch_size``:
+    occluded images per adapter call."""
+
+    name = "occlusion"
+
+    def __init__(self, window: float = 0.125, stride: float = 0.0625, baseline: str = "black",
+                 batch_size: int = 64) -> None:
+        super().__init__()
+        self.window = self._size("window", window)
+        self.stride = self._size("stride", stride)
+        self.baseline = check_baseline(baseline)
+        self.batch_size = _positive_int("batch_size", batch_size)
+
+    @staticmethod
+    def _size(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+                isinstance(value, float) and value > 1):
+            raise ConfigError(f"explain.method.{name}: pixels (a positive integer) or a fraction "
+                              f"of the shorter side in (0, 1], got {value!r}")
+        return value
+
+    def settings(self) -> dict[str, Any]:
+        return {"window": self.window, "stride": self.stride, "baseline": self.baseline,
+                "batch_size": self.batch_size}
+
+    def _pixels(self, value: float, side: int) -> int:
+        n = int(value) if isinstance(value, int) else int(round(value * side))
+        return max(1, min(n, side))
+
+    def geometry(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """captum's ``sliding_window_shapes`` and ``strides`` for an image of ``shape``."""
+        side = min(shape[0], shape[1])
+        w, s = self._pixels(self.window, side), self._pixels(self.stride, side)
+        if len(shape) == 3:
+            return (w, w, shape[2]), (s, s, shape[2])
+        return (w, w), (s, s)
+
+    def attribute(self, adapter: ModelAdapter, mode: AnsweringMode, queries: Sequence[Query],
+                  targets: Sequence[OptionLabel]) -> list[ImageMap]:
+        import torch
+        from captum.attr import Occlusion as CaptumOcclusion
+
+        scorer: AnswerScorer = self._scorer(adapter, mode)
+        out = []
+        for query, target in zip(queries, targets):
+            def forward(images: Any, query: Query = query, target: OptionLabel = target) -> Any:
+                batch = [with_image(query, img) for img in images.detach().cpu().numpy()]
+                return torch.as_tensor(scorer.margins(batch, [target] * len(batch)))
+
+            pixels = query.image.pixels.astype(np.float32)
+            x = torch.as_tensor(pixels)[None]
+            fill = np.rint(baseline_image(pixels, self.baseline)).astype(np.float32)
+            b = torch.as_tensor(fill)[None]
+            windows, strides = self.geometry(pixels.shape)
+            attr = CaptumOcclusion(forward).attribute(
+                x, sliding_window_shapes=windows, strides=strides, baselines=b,
+                perturbations_per_eval=self.batch_size)
+            score = float(scorer.margins([query], [target])[0])
+            out.append(ImageMap(query.pair_id, query.image_index,
+                                attr[0].detach().double().cpu().numpy(), target, score=score,
+                                method=self.name))
+        return out
