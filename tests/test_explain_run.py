@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_fixtures import tiny_dir, tiny_llava  # noqa: F401
 from robustness.errors import ConfigError
 from robustness.modes.gd import GreedyDecodingMode
 from test_explain_support import (FormulaAdapter, RecordingTracker, answer, phantom_benchmark,
@@ -22,6 +21,8 @@ from explain.run import SaliencyRun, select_pairs
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = {"method", "n_images", "mask_energy_ratio", "pointing_game", "image_reliance",
             "per_family"}
+
+pytest_plugins = ["model_fixtures"]  # the tiny checkpoints, built once per session
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from attacks.adversarial import FGSM
-from model_fixtures import make_queries, tiny_dir, tiny_llava, tiny_qwen  # noqa: F401
+from tiny_models import make_queries
 from robustness.errors import ConfigError
 from robustness.models.base import ImageInput
 from robustness.models.hf import HFAdapter
@@ -28,6 +28,8 @@ from explain.scoring import AnswerScorer
 from explain.whitebox import AdapterGradientOracle, WhiteBoxScorer
 
 torch.set_num_threads(2)
+
+pytest_plugins = ["model_fixtures"]  # the tiny checkpoints, built once per session
 
 
 def smooth_image(h: int, w: int, seed: int = 0, rgb: bool = False) -> np.ndarray:
