@@ -9,8 +9,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
+from robustness.errors import ConfigError
 from robustness.models.base import Capability, ModelAdapter
 from robustness.modes.query import Answer, Query
+
+KNOWN_STRATEGIES: tuple[str, ...] = ("direct", "cot", "few_shot", "persona")
 
 
 class AnsweringMode(ABC):
@@ -22,6 +25,12 @@ class AnsweringMode(ABC):
     def check(self, adapter: ModelAdapter) -> None:
         """Fail at configuration time if ``adapter`` cannot serve this mode."""
         adapter.require(self.capability, f"{self.name.upper()} mode")
+
+    def check_strategy(self, strategy: str) -> None:
+        """Fail at configuration time if this mode cannot serve the prompting ``strategy``."""
+        if strategy not in KNOWN_STRATEGIES:
+            raise ConfigError(f"unknown prompting strategy {strategy!r} "
+                              f"(known: {', '.join(KNOWN_STRATEGIES)})")
 
     @abstractmethod
     def answer(self, adapter: ModelAdapter, queries: Sequence[Query]) -> list[Answer]:

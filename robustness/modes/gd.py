@@ -1,0 +1,60 @@
+"""GD mode: compare the model's next-token probabilities of the option letters.
+
+Each letter's probability merges its tokenizer spellings (``A``, `` A``, ``▁A``, ``ĠA``: the
+adapter returns the log-sum-exp of their log-probabilities); the mode then takes a softmax over
+the letters and picks the larger. Exact ties and failed calls are invalid. GD reads the very
+first answer token, so it cannot serve chain-of-thought prompts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+from robustness.data.types import OPTION_LABELS
+from robustness.models.base import Capability, ModelAdapter, NextTokenRequest
+from robustness.modes.common import TemplatedMode, argmax_label, make_answer
+from robustness.modes.query import Answer, Query
+
+
+def softmax(logprobs: Mapping[str, float]) -> dict[str, float]:
+    """Probabilities over the candidates from (unnormalised) log-probabilities."""
+    finite = [v for v in logprobs.values() if math.isfinite(v)]
+    if not finite:
+        return {k: 0.0 for k in logprobs}
+    top = max(finite)
+    exps = {k: (math.exp(v - top) if math.isfinite(v) else 0.0) for k, v in logprobs.items()}
+    total = sum(exps.values())
+    return {k: e / total for k, e in exps.items()}
+
+
+class GreedyDecodingMode(TemplatedMode):
+    """Next-token letter scores → softmax over the option letters → argmax."""
+
+    name = "gd"
+    capability = Capability.NEXT_TOKEN_SCORES
+
+    def __init__(self, templates: Mapping[str, str] | None = None,
+                 family_templates: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        super().__init__(templates, family_templates)
+
+    def answer(self, adapter: ModelAdapter, queries: Sequence[Query]) -> list[Answer]:
+        prompts = self.build_prompts(adapter, queries)
+        letters = tuple(OPTION_LABELS)
+        results = adapter.next_token_scores([NextTokenRequest(p, letters) for p in prompts])
+        answers = []
+        for query, result in zip(queries, results):
+            if result.error:
+                answers.append(make_answer(query, None, {"error_detail": result.error_detail},
+                                           result.latency_s, result.usage, error=result.error))
+                continue
+            probs = softmax(result.logprobs)
+            raw: dict[str, Any] = {
+                "letter_logprobs": dict(result.logprobs),  # full-vocabulary, variants merged
+                "letter_probs": probs,  # softmax over the letters
+                "letter_mass": sum(math.exp(v) for v in result.logprobs.values()
+                                   if math.isfinite(v)),
+            }
+            displayed = argmax_label(result.logprobs)
+            answers.append(make_answer(query, displayed, raw, result.latency_s, result.usage))
+        return answers

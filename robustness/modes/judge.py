@@ -1,0 +1,252 @@
+"""Judges for FF mode: score how close a free-form answer is to each option, 1 to 10.
+
+The model judge sends the paper's judge prompt (MediConfusion ``configs/prompts/answering.json``,
+"conversion") to any configured adapter that can generate, and parses the paper's output format
+(``A: <SCORE>`` / ``B: <SCORE>`` / ``Your explanation: ...``). The lexical judge is an offline
+stand-in: it scores option-text overlap and writes the same format, so the same parser and the
+same threshold rule apply. An unparseable reply is an invalid verdict, never a crash, and the
+judge's raw output is always kept.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from robustness.data.types import OPTION_LABELS, Choice
+from robustness.errors import ConfigError
+from robustness.models.base import (Capability, GenerateRequest, GenerationSettings, ModelAdapter,
+                                    Prompt, Usage, text_message)
+
+# The paper's judge wording, two-option version (kept verbatim, spelling included).
+PAPER_JUDGE_INSTRUCTION = (
+    "We would like to request your feedback on the performance of an AI assistant in response "
+    "to the user question displayed above. The user asks the question on observing an image. We "
+    "have provided two possible answers, [Answer A] and [Answer B] to the question. Your job is "
+    "to evaluate how close the AI assistant's answer is to each of the answers. You don't have "
+    "to decide whether the answers are correct or not. Each answer should receive an overall "
+    "score on a scale of 1 to 10, where a higher score indicates the AI assistant's answer is "
+    "closer to the specific answer. After providing the scores, concisely provide your "
+    "explanation for the given scores. Remember, you don't need to comment on the correctness "
+    "of the answers. Please provide your answer in the following format:\nA: <SCORE>\n"
+    "B: <SCORE>\nYour explanation: <EXPLANATION>")
+PAPER_JUDGE_ROLE = "AI Assistant"
+PAPER_JUDGE_SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
+PAPER_THRESHOLD = 3  # a letter wins when its score beats the other's by at least this much
+SCORE_RANGE = (1.0, 10.0)
+
+_SCORE_LINE = re.compile(r"^[\s*#>\-\[]*(?:answer\s*)?\[?([A-Z])\]?\s*\**\s*[:=\-]\s*\**\s*"
+                         r"(\d+(?:\.\d+)?)(?:\s*/\s*10)?", re.IGNORECASE | re.MULTILINE)
+
+
+def judge_prompt_text(question: str, options: Sequence[str], response: str,
+                      instruction: str = PAPER_JUDGE_INSTRUCTION,
+                      role: str = PAPER_JUDGE_ROLE) -> str:
+    """The paper's judge prompt for one answer (options in displayed order)."""
+    answers = "".join(f"[Answer {label}]\n{text}\n\n" for label, text in zip(OPTION_LABELS, options))
+    return (f"[Question]\n{question}\n\n{answers}[{role}]\n{response}\n\n[End of {role}]\n\n"
+            f"[System]\n{instruction}\n\n")
+
+
+def parse_judge_scores(text: str | None, labels: Sequence[str] = OPTION_LABELS) -> dict[str, float] | None:
+    """Scores per label from a judge reply in the paper's format, or ``None`` if any label's
+    score is missing, repeated with different values, or outside 1–10."""
+    if not text:
+        return None
+    found: dict[str, float] = {}
+    for match in _SCORE_LINE.finditer(text):
+        label = match.group(1).upper()
+        if label not in labels:
+            continue
+        value = float(match.group(2))
+        if label in found and found[label] != value:
+            return None
+        found[label] = value
+    if set(found) != set(labels):
+        return None
+    if any(not SCORE_RANGE[0] <= v <= SCORE_RANGE[1] for v in found.values()):
+        return None
+    return found
+
+
+def threshold_choice(scores: Mapping[str, float] | None, threshold: float = PAPER_THRESHOLD) -> Choice:
+    """The paper's rule: A if score(A) ≥ score(B) + threshold, B symmetrically, else invalid."""
+    if not scores or set(scores) != set(OPTION_LABELS):
+        return None
+    a, b = scores["A"], scores["B"]
+    if a >= b + threshold:
+        return "A"
+    if b >= a + threshold:
+        return "B"
+    return None
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One free-form answer to judge against the options as they were displayed."""
+
+    question: str
+    options: tuple[str, ...]
+    response: str | None
+
+
+@dataclass
+class JudgeVerdict:
+    """Scores per displayed label (``None`` when the reply could not be read) and the raw reply."""
+
+    scores: dict[str, float] | None
+    raw: str | None
+    error: str | None = None  # "judge_unparseable", "no_answer", or the judge backend's failure
+    latency_s: float = 0.0
+    usage: Usage | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Judge(ABC):
+    """Scores free-form answers against each option, in batches."""
+
+    name: str = ""
+
+    def check(self) -> None:
+        """Fail at configuration time if the judge cannot work."""
+
+    @abstractmethod
+    def judge(self, items: Sequence[JudgeItem]) -> list[JudgeVerdict]:
+        """One verdict per item, in order."""
+
+    def identity(self) -> dict[str, Any]:
+        return {"judge": self.name}
+
+
+class ModelJudge(Judge):
+    """Any generating adapter as judge, with the paper's instruction and output format.
+
+    The paper ran GPT-4o at temperature 0.7; the default here is greedy (0.0) so verdicts are
+    reproducible and cacheable; set ``temperature: 0.7`` for the paper's setting."""
+
+    name = "model"
+
+    def __init__(self, adapter: ModelAdapter, instruction: str = PAPER_JUDGE_INSTRUCTION,
+                 role: str = PAPER_JUDGE_ROLE, system_prompt: str | None = PAPER_JUDGE_SYSTEM,
+                 temperature: float = 0.0, max_new_tokens: int = 256, seed: int = 0) -> None:
+        if not isinstance(adapter, ModelAdapter):
+            raise ConfigError("mode.judge.adapter: a model adapter config is required")
+        self.adapter = adapter
+        self.instruction = instruction
+        self.role = role
+        self.system_prompt = system_prompt
+        self.settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature,
+                                           seed=seed)
+
+    def check(self) -> None:
+        self.adapter.require(Capability.GENERATE, "the FF judge")
+
+    def prompt(self, item: JudgeItem) -> Prompt:
+        messages = []
+        if self.system_prompt:
+            messages.append(text_message("system", self.system_prompt))
+        messages.append(text_message("user", judge_prompt_text(
+            item.question, item.options, item.response or "", self.instruction, self.role)))
+        return Prompt(messages=tuple(messages))
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[JudgeVerdict]:
+        asked = [i for i, item in enumerate(items) if item.response is not None]
+        results = self.adapter.generate([GenerateRequest(self.prompt(items[i]), self.settings)
+                                         for i in asked])
+        verdicts = [JudgeVerdict(scores=None, raw=None, error="no_answer") for _ in items]
+        for i, result in zip(asked, results):
+            if result.error:
+                verdicts[i] = JudgeVerdict(scores=None, raw=result.text, error=result.error,
+                                           latency_s=result.latency_s, usage=result.usage,
+                                           extra={"error_detail": result.error_detail})
+                continue
+            scores = parse_judge_scores(result.text)
+            verdicts[i] = JudgeVerdict(scores=scores, raw=result.text,
+                                       error=None if scores else "judge_unparseable",
+                                       latency_s=result.latency_s, usage=result.usage)
+        return verdicts
+
+    def identity(self) -> dict[str, Any]:
+        return {"judge": self.name, "adapter": self.adapter.identity(),
+                "instruction": self.instruction, "role": self.role,
+                "system_prompt": self.system_prompt, "settings": self.settings.as_dict()}
+
+
+# ----------------------------------------------------------------------------- lexical judge
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset("""
+a an the is are was were be been being am of in on at to from by for with as and or but this
+that these those there here it its they them their which what who whom whose image images
+picture shows show shown showing seen visible appears appear appearing demonstrates
+demonstrated reveals revealed see can could would may might likely probably i we you he she
+answer based question also very well into onto than then so such some any""".split())
+
+
+def _stem(word: str) -> str:
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased, lightly stemmed words without stopwords (negations are kept)."""
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+
+
+def _features(words: list[str]) -> set[str]:
+    return set(words) | {f"{a} {b}" for a, b in zip(words, words[1:])}
+
+
+class LexicalJudge(Judge):
+    """Offline FF judge: option-text overlap with the answer, scored 1–10 per option.
+
+    Each option is represented by its *distinctive* features (content words and word bigrams
+    that the other options lack); its score is ``1 + round(9 × share of those features found in
+    the answer)``. An option with no distinctive feature (a subset of another, e.g. "nodule" vs
+    "no nodule") scores by its full overlap times the share of the other's distinctive features
+    that are absent. The verdict is written in the paper's judge format and parsed back with the
+    same parser, so the paper's threshold rule decides. Lexical overlap is blind to paraphrase
+    and to negation placed away from the option's words: use a model judge for real models.
+    """
+
+    name = "lexical"
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[JudgeVerdict]:
+        verdicts = []
+        for item in items:
+            if item.response is None:
+                verdicts.append(JudgeVerdict(scores=None, raw=None, error="no_answer"))
+                continue
+            start = time.perf_counter()
+            raw = self.reply(item.options, item.response)
+            scores = parse_judge_scores(raw)
+            verdicts.append(JudgeVerdict(scores=scores, raw=raw,
+                                         error=None if scores else "judge_unparseable",
+                                         latency_s=time.perf_counter() - start))
+        return verdicts
+
+    def reply(self, options: Sequence[str], response: str) -> str:
+        """The judge's reply in the paper's format, with its explanation."""
+        answer = _features(content_words(response))
+        feats = [_features(content_words(o)) for o in options]
+        lines, notes = [], []
+        for k, (label, own) in enumerate(zip(OPTION_LABELS, feats)):
+            others = set().union(*(f for j, f in enumerate(feats) if j != k))
+            distinct = own - others
+            if distinct:
+                share = len(distinct & answer) / len(distinct)
+                notes.append(f"{label} matched {sorted(distinct & answer)} of {sorted(distinct)}")
+            else:
+                other_distinct = others - own
+                full = len(own & answer) / len(own) if own else 0.0
+                absent = (1 - len(other_distinct & answer) / len(other_distinct)
+                          if other_distinct else 0.0)
+                share = full * absent
+                notes.append(f"{label} matched {sorted(own & answer)} of {sorted(own)} with "
+                             f"{sorted(other_distinct & answer)} of the other option's words")
+            lines.append(f"{label}: {1 + round(9 * share)}")
+        return "\n".join(lines) + "\nYour explanation: lexical overlap; " + "; ".join(notes)
