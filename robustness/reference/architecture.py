@@ -13,16 +13,16 @@ from dataclasses import asdict, dataclass
 class Architecture:
     """Sizes of the vision tower and the text decoder (defaults: the shipped checkpoints)."""
 
-    image_size: int = 128
-    patch_size: int = 16
-    vision_hidden: int = 96
+    image_size: int = 224  # the phantom's default size: no detail is lost to resizing
+    patch_size: int = 28  # 8 x 8 = 64 image tokens
+    vision_hidden: int = 128
     vision_layers: int = 3
     vision_heads: int = 4
-    vision_intermediate: int = 384
+    vision_intermediate: int = 256
     text_hidden: int = 160
     text_layers: int = 3
     text_heads: int = 4
-    text_intermediate: int = 384
+    text_intermediate: int = 416
     max_positions: int = 1024
 
     def __post_init__(self) -> None:

@@ -4,24 +4,28 @@ Each example is one query (an image with its pair's question and options in a sa
 order and prompting strategy), the request the real answering mode renders for it (captured with
 :func:`record_requests`), and the answer text the model should produce:
 
-- MC and GD: the displayed letter of the right option (``cot``: a finding sentence, then
-  ``Answer: <letter>``);
+- MC and GD: the displayed letter of the right option (MC ``cot``: the image's report-like
+  caption as the reasoning, then ``Answer: <letter>``);
 - PS: the right option's continuation, exactly as the PS mode scores it;
 - FF: a short finding sentence that restates the right option.
 
 The display order is where the biased variant differs: with ``p_correct_first`` = 0.5 the right
 option is at A half the time (position carries no signal); the biased variant uses ~0.88.
+Some queries use the pair's own paraphrase (``AI_question``/``AI_option_*``), as the paraphrase
+probe does, so the model answers both wordings.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from robustness.data.types import OPTION_LABELS, OptionLabel, Pair, other_label
 from robustness.models.base import ImageInput
 from robustness.modes.base import AnsweringMode
+from robustness.modes.prompts import PAPER_PERSONA
 from robustness.modes.query import FewShotExample, Query
 from robustness.reference.recording import Request, record_requests
 
@@ -31,18 +35,35 @@ STRATEGIES_BY_MODE: Mapping[str, tuple[str, ...]] = {
     "mc": ("direct", "cot", "few_shot", "persona"),
     "gd": ("direct", "few_shot", "persona"),
     "ps": ("direct", "few_shot", "persona"),
-    "ff": ("direct", "few_shot", "persona"),
+    "ff": ("direct", "cot", "few_shot", "persona"),
 }
+# System prompts seen in training: the paper's persona and a radiologist persona like the
+# expert_persona probe's (any other system text still works: unknown words become [UNK]).
+SYSTEM_PROMPTS: tuple[str, ...] = (
+    PAPER_PERSONA,
+    "You are an experienced board-certified radiologist. Read the image systematically, compare "
+    "it with the typical appearance of each finding, and answer precisely.",
+    "You are an expert radiologist.",
+)
 
 
 @dataclass(frozen=True)
 class PairImage:
-    """One image of a pair with what training needs to know about it."""
+    """One image of a pair with what training needs to know about it.
+
+    ``answer_classes`` name what options A and B mean for this image's finding (e.g.
+    ``renal_calculus:present`` / ``renal_calculus:absent``), the labels the vision tower is
+    pre-trained on; ``finding``, ``present`` and ``mask`` give the finding's place in the image.
+    """
 
     pair: Pair
     index: int  # 1 or 2
     image: ImageInput
     family: str
+    answer_classes: tuple[str, str] = ("", "")
+    finding: str = ""
+    present: bool = False
+    mask: Path | None = None
 
     @property
     def correct(self) -> OptionLabel:
@@ -50,8 +71,8 @@ class PairImage:
         return self.pair.correct[self.index - 1]
 
     @property
-    def correct_text(self) -> str:
-        return self.pair.option_text(self.correct)
+    def caption(self) -> str:
+        return self.pair.captions[self.index - 1]
 
     @property
     def key(self) -> tuple[str, int]:
@@ -85,11 +106,14 @@ def finding_sentence(option_text: str) -> str:
 
 
 def mode_target(mode: str, strategy: str, query: Query, request: Request,
-                finding: str) -> str:
+                caption: str = "") -> str:
     """The answer text the model should produce for ``request`` (see the module docstring)."""
     letter = query.correct
+    finding = finding_sentence(query.options[OPTION_LABELS.index(letter)])
     if mode in ("mc", "gd"):
-        return f"{finding} Answer: {letter}" if strategy == "cot" else letter
+        if strategy == "cot":
+            return f"{finding_sentence(caption) or finding} Answer: {letter}"
+        return letter
     if mode == "ps":
         continuations = getattr(request, "continuations", ())
         if len(continuations) != 2:
@@ -109,15 +133,18 @@ class QuerySampler:
 
     def __init__(self, images: Sequence[PairImage], *, p_correct_first: float = 0.5,
                  strategy_weights: Mapping[str, float] | None = None,
-                 system_prompts: Sequence[str] = ("You are an expert radiologist.",),
-                 few_shot_k: int = 1, seed: int = 0) -> None:
+                 system_prompts: Sequence[str] = SYSTEM_PROMPTS, max_shots: int = 2,
+                 p_paraphrase: float = 0.0, seed: int = 0) -> None:
         if not 0.0 <= p_correct_first <= 1.0:
             raise ValueError("p_correct_first must lie in [0, 1]")
+        if not 0.0 <= p_paraphrase <= 1.0:
+            raise ValueError("p_paraphrase must lie in [0, 1]")
         self.images = list(images)
         self.p_correct_first = p_correct_first
         self.strategy_weights = dict(strategy_weights or {"direct": 1.0})
         self.system_prompts = list(system_prompts)
-        self.few_shot_k = few_shot_k
+        self.max_shots = max_shots
+        self.p_paraphrase = p_paraphrase
         self.rng = random.Random(seed)
 
     def strategy_for(self, mode: str) -> str:
@@ -127,32 +154,44 @@ class QuerySampler:
         weights = [self.strategy_weights[s] for s in allowed]
         return self.rng.choices(allowed, weights=weights)[0]
 
-    def displayed(self, item: PairImage) -> tuple[tuple[str, str], tuple[OptionLabel, OptionLabel]]:
+    def wording(self, item: PairImage) -> tuple[str, tuple[str, str]]:
+        """The question and original-order options: the pair's own, or its paraphrase."""
+        pair = item.pair
+        if (self.p_paraphrase and pair.ai_question and all(pair.ai_options)
+                and self.rng.random() < self.p_paraphrase):
+            return pair.ai_question, pair.ai_options
+        return pair.question, pair.options
+
+    def displayed(self, item: PairImage, options: tuple[str, str]
+                  ) -> tuple[tuple[str, str], tuple[OptionLabel, OptionLabel]]:
         """Options in displayed order and the label map (displayed → original)."""
         right = item.correct
         first = right if self.rng.random() < self.p_correct_first else other_label(right)
         label_map: tuple[OptionLabel, OptionLabel] = (first, other_label(first))
-        return (item.pair.option_text(label_map[0]), item.pair.option_text(label_map[1])), label_map
+        texts = tuple(options[OPTION_LABELS.index(label)] for label in label_map)
+        return texts, label_map  # type: ignore[return-value]
 
     def _shots(self, item: PairImage) -> tuple[FewShotExample, ...]:
-        shots = []
-        while len(shots) < self.few_shot_k:
+        shots: list[FewShotExample] = []
+        wanted = self.rng.randint(1, max(1, self.max_shots))
+        while len(shots) < wanted:
             other = self.rng.choice(self.images)
             if other.pair.pair_id == item.pair.pair_id:
                 continue  # never a shot from the pair being asked
-            options, label_map = self.displayed(other)
+            question, original = self.wording(other)
+            options, label_map = self.displayed(other, original)
             answer = OPTION_LABELS[label_map.index(other.correct)]
-            shots.append(FewShotExample(image=other.image, question=other.pair.question,
-                                        options=options, answer=answer,
-                                        source_pair_id=other.pair.pair_id))
+            shots.append(FewShotExample(image=other.image, question=question, options=options,
+                                        answer=answer, source_pair_id=other.pair.pair_id))
         return tuple(shots)
 
     def query(self, item: PairImage, strategy: str) -> Query:
-        options, label_map = self.displayed(item)
+        question, original = self.wording(item)
+        options, label_map = self.displayed(item, original)
         correct = OPTION_LABELS[label_map.index(item.correct)]
         return Query(
             pair_id=item.pair.pair_id, image_index=item.index, image=item.image,
-            question=item.pair.question, options=options, label_map=label_map, correct=correct,
+            question=question, options=options, label_map=label_map, correct=correct,
             strategy=strategy,
             system_prompt=self.rng.choice(self.system_prompts) if strategy == "persona" else None,
             few_shot=self._shots(item) if strategy == "few_shot" else (),
@@ -170,7 +209,7 @@ def build_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampler,
     for (mode, strategy), batch in planned.items():
         requests = record_requests(modes[mode], [q for _, q in batch])
         for (item, query), request in zip(batch, requests):
-            target = mode_target(mode, strategy, query, request, finding_sentence(item.correct_text))
+            target = mode_target(mode, strategy, query, request, item.caption)
             examples.append(Example(mode=mode, strategy=strategy, request=request, target=target,
                                     correct=query.correct, family=item.family, key=item.key))
     return examples

@@ -32,8 +32,9 @@ class RecordingAdapter(ModelAdapter):
 
     capabilities = frozenset(Capability)
 
-    def __init__(self) -> None:
+    def __init__(self, prompt_family: str | None = "llava") -> None:
         self.requests: list[Request] = []
+        self.prompt_family = prompt_family  # the family whose templates the modes pick
 
     @property
     def model_id(self) -> str:

@@ -29,16 +29,25 @@ from torch import nn
 from robustness.data.types import OPTION_LABELS
 from robustness.modes.base import AnsweringMode
 from robustness.reference.encoding import IGNORE_INDEX, ExampleEncoder, ImageCache, collate
-from robustness.reference.examples import MODES, Example, PairImage, QuerySampler, build_examples
+from robustness.reference.examples import (
+    MODES,
+    SYSTEM_PROMPTS,
+    Example,
+    PairImage,
+    QuerySampler,
+    build_examples,
+)
 
 
 @dataclass(frozen=True)
 class StageOne:
-    """Vision pre-training on option matching (stage 1)."""
+    """Vision pre-training on finding labels (stage 1)."""
 
-    steps: int = 300
+    steps: int = 1500
     lr: float = 2e-3
-    batch_size: int = 64
+    batch_size: int = 64  # images; batches hold both images of each pair
+    dense_weight: float = 2.0  # weight of the per-patch finding loss beside the answer loss
+    head_dim: int = 8
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,10 @@ class TrainSettings:
         default_factory=lambda: {"mc": 0.3, "gd": 0.2, "ps": 0.25, "ff": 0.25})
     strategy_weights: Mapping[str, float] = field(
         default_factory=lambda: {"direct": 0.6, "cot": 0.1, "few_shot": 0.1, "persona": 0.2})
-    system_prompts: tuple[str, ...] = ("You are an expert radiologist.",)
+    system_prompts: tuple[str, ...] = SYSTEM_PROMPTS
     p_correct_first: float = 0.5  # share of answers shown at option A (0.5: no position signal)
+    p_paraphrase: float = 0.15  # share of queries worded with the pair's AI paraphrase
+    max_shots: int = 2  # few-shot prompts carry 1..max_shots worked examples
     eval_every: int = 100
     save_every: int = 200
 
@@ -97,21 +108,56 @@ class TrainLog:
     history: list[dict] = field(default_factory=list)
 
 
-class OptionMatchHead(nn.Module):
-    """Stage-1 head: a score per distinct option text from all patch features (flattened).
+class VisionTargets:
+    """Stage-1 labels: each image's answer class among its pair's two, and per patch the finding
+    it shows (from the ground-truth mask; 0 = no finding there or the finding is absent)."""
 
-    Only the pair's two options compete for an image, so the head learns "which of these two
-    findings is in the image" without needing the options of other questions to be exclusive.
-    Flattening keeps a small finding in one patch, and where that patch is, visible to the score.
-    """
+    def __init__(self, items: Sequence[PairImage], grid: int) -> None:
+        self.grid = grid
+        self.classes = {c: i for i, c in enumerate(sorted({c for it in items
+                                                           for c in it.answer_classes}))}
+        self.findings = {f: i + 1 for i, f in enumerate(sorted({it.finding for it in items
+                                                                if it.finding}))}
+        self._dense: dict[tuple[str, int], torch.Tensor] = {}
 
-    def __init__(self, image_dim: int, patches: int, n_options: int) -> None:
+    def answers(self, items: Sequence[PairImage]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class indices (B, 2) of options A and B, and the right one (B,)."""
+        index = torch.tensor([[self.classes[c] for c in it.answer_classes] for it in items])
+        target = torch.tensor([OPTION_LABELS.index(it.correct) for it in items])
+        return index, target
+
+    def dense(self, items: Sequence[PairImage]) -> torch.Tensor:
+        """Finding id per patch (B, grid²)."""
+        return torch.stack([self._patch_labels(it) for it in items])
+
+    def _patch_labels(self, item: PairImage) -> torch.Tensor:
+        if item.key not in self._dense:
+            labels = torch.zeros(self.grid * self.grid, dtype=torch.long)
+            if item.present and item.mask is not None and item.finding in self.findings:
+                from PIL import Image
+
+                with Image.open(item.mask) as img:
+                    cover = img.convert("L").resize((self.grid, self.grid), Image.BOX)
+                covered = torch.tensor(list(cover.getdata())) > 0.05 * 255
+                labels[covered] = self.findings[item.finding]
+            self._dense[item.key] = labels
+        return self._dense[item.key]
+
+
+class VisionHead(nn.Module):
+    """Stage-1 heads on the projected patch features: an answer head (each patch squeezed to a
+    few numbers, then one linear map of all of them, so where a finding lies counts) and a
+    per-patch finding classifier (where is which finding)."""
+
+    def __init__(self, hidden: int, patches: int, n_classes: int, n_findings: int,
+                 dim: int = 8) -> None:
         super().__init__()
-        self.scores = nn.Linear(image_dim * patches, n_options)
+        self.squeeze = nn.Linear(hidden, dim)
+        self.answer = nn.Linear(dim * patches, n_classes)
+        self.patch = nn.Linear(hidden, n_findings + 1)
 
-    def forward(self, features: torch.Tensor, option_index: torch.Tensor) -> torch.Tensor:
-        """Scores (B, 2) of the options ``option_index`` (B, 2) for images ``features``."""
-        return self.scores(features.flatten(1)).gather(1, option_index)
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.answer(self.squeeze(features).flatten(1)), self.patch(features)
 
 
 def image_features(model, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -128,41 +174,71 @@ def _cosine(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def option_key(text: str) -> str:
-    """Option texts that differ only in case, spacing or a final full stop are one class."""
-    return " ".join(text.lower().rstrip(".").split())
+def _pairs_of(items: Sequence[PairImage]) -> list[list[PairImage]]:
+    grouped: dict[str, list[PairImage]] = {}
+    for item in items:
+        grouped.setdefault(item.pair.pair_id, []).append(item)
+    return list(grouped.values())
+
+
+@torch.no_grad()
+def vision_accuracy(model, head: VisionHead, targets: VisionTargets, images: ImageCache,
+                    items: Sequence[PairImage], batch_size: int = 64) -> float:
+    """Share of held-out images whose answer head ranks the right option first."""
+    right = 0
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        index, target = targets.answers(chunk)
+        logits, _ = head(image_features(model, images.stack([i.image for i in chunk])))
+        right += int((logits.gather(1, index).argmax(-1) == target).sum())
+    return right / max(1, len(items))
 
 
 def train_stage_one(model, images: ImageCache, items: Sequence[PairImage], cfg: StageOne,
-                    seed: int, progress: Callable | None = None) -> float:
-    """Pre-train the vision tower and projector; returns the last running match accuracy."""
+                    seed: int, heldout: Sequence[PairImage] = (),
+                    progress: Callable | None = None) -> float:
+    """Pre-train the vision tower and projector on finding labels (answer classes and masks).
+
+    Batches hold both images of each pair: the two differ only at the finding, so every batch
+    shows the tower exactly what to look at. Returns held-out answer accuracy (or the last
+    running training accuracy when nothing is held out).
+    """
     rng = random.Random(seed)
-    classes = {key: i for i, key in enumerate(sorted({option_key(t) for item in items
-                                                      for t in item.pair.options}))}
-    head = OptionMatchHead(model.config.text_config.hidden_size, model.config.image_seq_length,
-                           len(classes))
+    grid = model.config.vision_config.image_size // model.config.vision_config.patch_size
+    targets = VisionTargets(list(items) + list(heldout), grid)
+    head = VisionHead(model.config.text_config.hidden_size, model.config.image_seq_length,
+                      len(targets.classes), len(targets.findings), cfg.head_dim)
     params = list(model.model.vision_tower.parameters()) + \
         list(model.model.multi_modal_projector.parameters()) + list(head.parameters())
     optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    patch_weights = torch.ones(len(targets.findings) + 1)
+    patch_weights[0] = 0.1  # most patches show no finding
+    pairs = _pairs_of(items)
+    per_batch = max(1, cfg.batch_size // 2)
     running = 0.5
     model.train()
     for step in range(cfg.steps):
-        batch = rng.choices(items, k=cfg.batch_size)
-        index = torch.tensor([[classes[option_key(t)] for t in item.pair.options] for item in batch])
-        target = torch.tensor([OPTION_LABELS.index(item.correct) for item in batch])
-        logits = head(image_features(model, images.stack([i.image for i in batch])), index)
+        batch = [item for pair in rng.sample(pairs, min(per_batch, len(pairs))) for item in pair]
+        index, target = targets.answers(batch)
+        answer_logits, patch_logits = head(image_features(model, images.stack([i.image for i in batch])))
+        logits = answer_logits.gather(1, index)
         loss = nn.functional.cross_entropy(logits, target)
+        if cfg.dense_weight:
+            loss = loss + cfg.dense_weight * nn.functional.cross_entropy(
+                patch_logits.reshape(-1, patch_logits.shape[-1]), targets.dense(batch).reshape(-1),
+                weight=patch_weights)
         for group in optim.param_groups:
             group["lr"] = cfg.lr * _cosine(step, cfg.steps, max(1, cfg.steps // 20))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
-        acc = (logits.argmax(-1) == target).float().mean().item()
-        running = 0.9 * running + 0.1 * acc
+        running = 0.9 * running + 0.1 * (logits.argmax(-1) == target).float().mean().item()
         if progress:
-            progress(step, {"loss": loss.item(), "match_acc": running})
-    return running
+            progress(step, {"loss": loss.item(), "train_acc": running})
+    if not heldout:
+        return running
+    return vision_accuracy(model, head, targets, images, heldout)
 
 
 def example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -281,8 +357,8 @@ class Trainer:
             start = time.perf_counter()
             bar = bar_factory(total=s.stage1.steps, desc="stage 1 (vision)")
             self.log.stage1_accuracy = train_stage_one(
-                self.model, self.images, self.train_items, s.stage1,
-                s.seed, progress=lambda step, info: _advance(bar, info))
+                self.model, self.images, self.train_items, s.stage1, s.seed,
+                heldout=self.heldout_items, progress=lambda step, info: _advance(bar, info))
             _close(bar)
             self.log.stage1_seconds = time.perf_counter() - start
         return self._stage_two(heldout, state, bar_factory)
@@ -293,7 +369,8 @@ class Trainer:
         optim = torch.optim.AdamW(_param_groups(model, cfg))
         sampler = QuerySampler(self.train_items, p_correct_first=s.p_correct_first,
                                strategy_weights=s.strategy_weights,
-                               system_prompts=s.system_prompts, seed=s.seed + 1)
+                               system_prompts=s.system_prompts, max_shots=s.max_shots,
+                               p_paraphrase=s.p_paraphrase, seed=s.seed + 1)
         rng = random.Random(s.seed + 2)
         first = 0
         if state is not None:
