@@ -12,34 +12,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
-
-import numpy as np
+from typing import Any, Callable, Iterable, Sequence
 
 from attacks.base import Condition, Probe, ProbeContext
 from robustness.data.types import Benchmark, Pair
 from robustness.errors import ConfigError
-from robustness.metrics import RANDOM_GUESS, ChoiceKey, ScoreReport, score_pairs
+from robustness.metrics import RANDOM_GUESS, score_pairs
 from robustness.models.base import ImageInput, ModelAdapter
 from robustness.modes.base import AnsweringMode
 from robustness.modes.query import Answer, Query, clean_queries
 from robustness.shifts import compute_shifts
 from robustness.stats import bootstrap_cis
-from robustness.tracking.base import ExampleImage, NullTracker, RunInfo, Table, Tracker
-from robustness.tracking.local import format_console_table
+from robustness.run_outputs import (AnswerMap, ConditionResult, QueryMap, answer_rows,
+                                     atomic_write, backend_stats, count_usage, examples, jsonable,
+                                     tables, usage_summary, versions, write_predictions)
+from robustness.tracking.base import NullTracker, RunInfo, Tracker
 
 log = logging.getLogger(__name__)
 
 CLEAN = "clean"
-QueryMap = dict[ChoiceKey, Query]
-AnswerMap = dict[ChoiceKey, Answer]
 
 
 @dataclass
@@ -84,36 +80,8 @@ class ExplainContext:
     seed: int
 
 
-@dataclass
-class ConditionResult:
-    """Everything one condition produced."""
-
-    condition: Condition
-    answers: AnswerMap
-    pairs: list[Pair]  # scoring pairs (gold possibly changed by the probe)
-    report: ScoreReport
-    choices: dict[ChoiceKey, Any]
-    cache: dict[str, int]
-    elapsed_s: float
-
-
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if isinstance(o, np.ndarray)
-                                 else str(o)))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _safe_name(condition: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-@=" else "_" for ch in condition)
 
 
 def _batches(items: Sequence[Pair], size: int) -> Iterable[Sequence[Pair]]:
@@ -123,17 +91,6 @@ def _batches(items: Sequence[Pair], size: int) -> Iterable[Sequence[Pair]]:
 
 def _truth(query: Query) -> str:
     return query.to_original(query.correct)  # type: ignore[return-value]
-
-
-def _thumbnail(pixels: np.ndarray, size: int) -> np.ndarray:
-    """``pixels`` letterboxed into a size×size RGB tile."""
-    from PIL import Image
-
-    img = Image.fromarray(pixels).convert("RGB")
-    img.thumbnail((size, size))
-    tile = Image.new("RGB", (size, size), (0, 0, 0))
-    tile.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
-    return np.asarray(tile)
 
 
 class Runner:
@@ -321,7 +278,7 @@ class Runner:
         ctx = self.probe_context()
         results: dict[str, ConditionResult] = {}
         conditions_out: dict[str, Any] = {}
-        answer_rows: list[tuple[Any, ...]] = []
+        rows: list[tuple[Any, ...]] = []
         failures: Counter[str] = Counter()
         usage = Counter()
         clean: ConditionResult | None = None
@@ -335,21 +292,15 @@ class Runner:
                 results[cond.name] = result
                 if probe is None:
                     clean = result
-                self._write_predictions(result, queries)
+                write_predictions(self.run_dir, result, queries)
                 out = self._condition_summary(probe, result, clean, queries)
                 conditions_out[cond.name] = out
                 self.tracker.log_condition(cond.name, out)
-                self.tracker.log_examples(cond.name, self._examples(result, queries))
-                answer_rows += self._answer_rows(result, queries)
-                for a in result.answers.values():
-                    if a.error:
-                        failures[a.error] += 1
-                    raw = a.raw if isinstance(a.raw, dict) else {}
-                    judge = raw.get("judge") if isinstance(raw.get("judge"), dict) else {}
-                    for who, u in (("model", raw.get("usage")), ("judge", judge.get("usage"))):
-                        if isinstance(u, dict):
-                            usage[f"{who}_input"] += int(u.get("input_tokens") or 0)
-                            usage[f"{who}_output"] += int(u.get("output_tokens") or 0)
+                self.tracker.log_examples(cond.name, examples(result, queries,
+                                                              self.settings.examples))
+                rows += answer_rows(result, queries)
+                failures.update(a.error for a in result.answers.values() if a.error)
+                count_usage(result.answers, usage)
                 log.info("%s: set accuracy %.2f%% (%d answers from cache, %d asked, %.1f s)",
                          cond.name, result.report.overall.set_accuracy,
                          result.cache.get("hits", 0), result.cache.get("misses", 0),
@@ -364,31 +315,14 @@ class Runner:
                 probe_queries=self.probe_queries, run_dir=self.run_dir, tracker=self.tracker,
                 seed=self.settings.seed))
             if saliency:
-                summary["saliency"] = _jsonable(saliency)
+                summary["saliency"] = jsonable(saliency)
             summary["elapsed_s"] = round(time.perf_counter() - t0, 2)
-        _atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        self.tracker.log_tables(self._tables(summary, answer_rows))
+        atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        self.tracker.log_tables(tables(summary, rows, self.settings.answers_table_limit))
         self.tracker.log_summary(summary)
         return summary
 
     # ----------------------------------------------------------------------------- outputs
-    def _write_predictions(self, result: ConditionResult, queries: QueryMap) -> None:
-        lines = []
-        for pair in result.pairs:
-            for image in (1, 2):
-                key = (pair.pair_id, image)
-                q, a = queries[key], result.answers[key]
-                rec = a.record()
-                rec["correct"] = pair.correct[image - 1]
-                rec["condition"] = result.condition.name
-                rec["query"] = {"options": list(q.options), "label_map": list(q.label_map),
-                                "strategy": q.strategy, "image_sha256": q.image.digest}
-                if q.meta:
-                    rec["query"]["meta"] = dict(q.meta)
-                lines.append(json.dumps(_jsonable(rec), ensure_ascii=False))
-        path = self.run_dir / "predictions" / f"{_safe_name(result.condition.name)}.jsonl"
-        _atomic_write(path, "\n".join(lines) + "\n")
-
     def _condition_summary(self, probe: Probe | None, result: ConditionResult,
                            clean: ConditionResult | None, queries: QueryMap) -> dict[str, Any]:
         report = result.report
@@ -396,7 +330,7 @@ class Runner:
         out["ci"] = bootstrap_cis([report.outcomes[p.pair_id] for p in result.pairs],
                                   resamples=self.settings.resamples, seed=self.settings.seed)
         out["probe"] = {"name": result.condition.probe,
-                        "params": _jsonable(dict(result.condition.params))}
+                        "params": jsonable(dict(result.condition.params))}
         if probe is not None and clean is not None:
             overall, per_cat = compute_shifts(result.pairs, clean.report, report, clean.choices,
                                               result.choices, seed=self.settings.seed,
@@ -406,7 +340,7 @@ class Runner:
             extra = probe.extra_metrics(result.condition, clean.answers, result.answers, queries) \
                 if hasattr(probe, "extra_metrics") else {}
             if extra:
-                out["probe_metrics"] = _jsonable(extra)
+                out["probe_metrics"] = jsonable(extra)
         out["n_answers"] = len(result.answers)
         out["failures"] = dict(Counter(a.error for a in result.answers.values() if a.error))
         out["cache"] = result.cache
@@ -416,7 +350,6 @@ class Runner:
     def _summary(self, conditions: dict[str, Any], failures: Counter, usage: Counter,
                  started_at: str, t0: float) -> dict[str, Any]:
         bench = self.benchmark
-        usage_out = self._usage(usage)
         cache_path = getattr(self.adapter, "path", None)
         return {
             "model": self.meta.model or str(self.adapter.model_id),
@@ -431,133 +364,22 @@ class Runner:
             "seed": self.settings.seed,
             "prompt": self.meta.prompt,
             "model_id": str(self.adapter.model_id),
-            "model_identity": _jsonable(self.adapter.identity()),
-            "mode_identity": _jsonable(self.mode.identity()),
+            "model_identity": jsonable(self.adapter.identity()),
+            "mode_identity": jsonable(self.mode.identity()),
             "random_guess": RANDOM_GUESS,
             "failures": dict(failures),
-            "usage": usage_out,
+            "usage": usage_summary(usage, self.adapter, self._judge_adapter()),
             "cache": {**self._cache_stats(), "file": str(cache_path) if cache_path else None},
-            **self._backend_stats(),
+            **backend_stats(self.adapter, self._judge_adapter()),
             "run_dir": str(self.run_dir),
             "started_at": started_at,
             "elapsed_s": round(time.perf_counter() - t0, 2),
-            "versions": {"python": platform.python_version(), **_versions()},
+            "versions": versions(),
         }
-
-    def _backend_stats(self) -> dict[str, Any]:
-        """Counters a backend keeps itself (API adapters: requests, retries, failures)."""
-        out = {}
-        for key, adapter in (("model_stats", self.adapter), ("judge_stats", self._judge_adapter())):
-            inner = getattr(adapter, "inner", adapter)
-            stats = getattr(inner, "stats", None)
-            if callable(stats):
-                try:
-                    out[key] = _jsonable(stats())
-                except Exception:  # noqa: BLE001 - counters are informative, never fatal
-                    log.debug("no stats from %s", type(inner).__name__, exc_info=True)
-        return out
 
     def _judge_adapter(self) -> ModelAdapter | None:
         judge = getattr(self.mode, "judge", None)
         adapter = getattr(judge, "adapter", None)
         return adapter if isinstance(adapter, ModelAdapter) else None
 
-    def _usage(self, tokens: Counter) -> dict[str, Any]:
-        """Token usage of the answers (as if asked now) and of this run's model calls (cache
-        misses only), with cost estimates where the model config gives ``prices``."""
-        def block(inp: int, out: int, prices: Any) -> dict[str, Any]:
-            b: dict[str, Any] = {"input_tokens": inp, "output_tokens": out}
-            if isinstance(prices, Mapping) and (inp or out):
-                b["estimated_cost_usd"] = round(
-                    inp / 1e6 * float(prices.get("input_per_million", 0) or 0)
-                    + out / 1e6 * float(prices.get("output_per_million", 0) or 0), 6)
-            return b
 
-        parts = {"model": (self.adapter, tokens["model_input"], tokens["model_output"])}
-        judge = self._judge_adapter()
-        if judge is not None or tokens["judge_input"] or tokens["judge_output"]:
-            parts["judge"] = (judge, tokens["judge_input"], tokens["judge_output"])
-        out: dict[str, Any] = {}
-        for who, (adapter, inp, outp) in parts.items():
-            prices = getattr(adapter, "prices", None) if adapter is not None else None
-            entry = block(inp, outp, prices)
-            stats = getattr(adapter, "cache_stats", None)
-            if stats is not None:
-                entry["this_run"] = block(stats.input_tokens, stats.output_tokens, prices)
-            out[who] = entry
-        entries = list(out.values())
-        total: dict[str, Any] = {"input_tokens": sum(e["input_tokens"] for e in entries),
-                                 "output_tokens": sum(e["output_tokens"] for e in entries)}
-        costs = [e["estimated_cost_usd"] for e in entries if "estimated_cost_usd" in e]
-        if costs:
-            total["estimated_cost_usd"] = round(sum(costs), 6)
-        return {**total, **out}
-
-    def _answer_rows(self, result: ConditionResult, queries: QueryMap) -> list[tuple[Any, ...]]:
-        rows = []
-        for pair in result.pairs:
-            for image in (1, 2):
-                key = (pair.pair_id, image)
-                q, a = queries[key], result.answers[key]
-                text = a.raw.get("text") if isinstance(a.raw, dict) else None
-                rows.append((result.condition.name, pair.pair_id, image, q.question,
-                             q.options[0], q.options[1], a.displayed_choice, a.choice,
-                             pair.correct[image - 1], a.choice == pair.correct[image - 1],
-                             (str(text)[:300] if text is not None else json.dumps(
-                                 _jsonable(a.raw))[:300]), a.error or ""))
-        return rows
-
-    def _tables(self, summary: dict[str, Any], answer_rows: list[tuple[Any, ...]]) -> dict[str, Table]:
-        metric_cols = ("set_accuracy", "individual_accuracy", "confusion", "invalid_rate",
-                       "precision", "valid_pairs")
-        shift_cols = ("set_accuracy", "individual_accuracy", "confusion", "flip_rate", "mcnemar_p")
-        cond_rows, cat_rows = [], []
-        for name, cond in summary["conditions"].items():
-            s = cond.get("shift") or {}
-            ci = s.get("set_accuracy_ci") or [None, None]
-            cond_rows.append([name, cond["probe"]["name"], json.dumps(cond["probe"]["params"])]
-                             + [cond["overall"][c] for c in metric_cols]
-                             + [s.get(c) for c in shift_cols] + list(ci))
-            for cat, m in cond["per_category"].items():
-                cs = (cond.get("shift_per_category") or {}).get(cat, {})
-                cat_rows.append([name, cat] + [m[c] for c in metric_cols]
-                                + [cs.get(c) for c in shift_cols])
-        limit = self.settings.answers_table_limit
-        return {
-            "conditions": Table.of(["condition", "probe", "params", *metric_cols,
-                                    *(f"delta_{c}" if c not in ("flip_rate", "mcnemar_p") else c
-                                      for c in shift_cols), "ci_low", "ci_high"], cond_rows),
-            "per_category": Table.of(["condition", "category", *metric_cols,
-                                      *(f"delta_{c}" if c not in ("flip_rate", "mcnemar_p") else c
-                                        for c in shift_cols)], cat_rows),
-            "answers": Table.of(["condition", "pair_id", "image", "question", "option_A_shown",
-                                 "option_B_shown", "displayed_choice", "choice", "correct",
-                                 "is_correct", "raw", "error"], answer_rows[:limit]),
-        }
-
-    def _examples(self, result: ConditionResult, queries: QueryMap) -> list[ExampleImage]:
-        out = []
-        for pair in result.pairs[: self.settings.examples]:
-            tiles = []
-            parts = []
-            for image in (1, 2):
-                q, a = queries[(pair.pair_id, image)], result.answers[(pair.pair_id, image)]
-                tiles.append(_thumbnail(q.image.pixels, 192))
-                parts.append(f"im{image}: chose {a.choice or 'invalid'} (gold "
-                             f"{pair.correct[image - 1]})")
-            gap = np.full((192, 6, 3), 255, dtype=np.uint8)
-            caption = f"{result.condition.name} · pair {pair.pair_id} · {pair.question} · " \
-                      + "; ".join(parts)
-            out.append(ExampleImage(np.concatenate([tiles[0], gap, tiles[1]], axis=1), caption))
-        return out
-
-
-def _versions() -> dict[str, str]:
-    import robustness
-
-    out = {"robustness": robustness.__version__}
-    for name in ("torch", "transformers"):
-        module = __import__("sys").modules.get(name)
-        if module is not None:
-            out[name] = getattr(module, "__version__", "")
-    return out

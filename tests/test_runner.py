@@ -227,3 +227,21 @@ def test_cache_can_be_switched_off(tmp_path, bench):
     assert main(cli_args(tmp_path, bench, *extra, run="second")) == 0
     assert sum(int(line.split()[1]) for line in counts.read_text().splitlines()) == 48
     assert not (tmp_path / "cache" / "answers").exists()
+
+
+def test_cfg_and_help_print_without_running(tmp_path, bench, capsys):
+    args = cli_args(tmp_path, bench, "probe=[option_swap]")
+    assert main([*args, "--cfg", "job"]) == 0
+    out = capsys.readouterr().out
+    assert "option_swap:" in out and "_target_: tests.runner_scripted.ScriptedAdapter" in out
+    assert main([*args, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: robustness" in out and "probe:" in out
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_missing_config_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ROBUSTNESS_CONF_DIR", str(tmp_path / "nowhere"))
+    assert main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config folder not found" in err[0]

@@ -1,0 +1,215 @@
+"""Training examples for the reference model: phantom images asked in every answering format.
+
+Each example is one query (an image with its pair's question and options in a sampled display
+order and prompting strategy), the request the real answering mode renders for it (captured with
+:func:`record_requests`), and the answer text the model should produce:
+
+- MC and GD: the displayed letter of the right option (MC ``cot``: the image's report-like
+  caption as the reasoning, then ``Answer: <letter>``);
+- PS: the right option's continuation, exactly as the PS mode scores it;
+- FF: a short finding sentence that restates the right option.
+
+The display order is where the biased variant differs: with ``p_correct_first`` = 0.5 the right
+option is at A half the time (position carries no signal); the biased variant uses ~0.88.
+Some queries use the pair's own paraphrase (``AI_question``/``AI_option_*``), as the paraphrase
+probe does, so the model answers both wordings.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from robustness.data.types import OPTION_LABELS, OptionLabel, Pair, other_label
+from robustness.models.base import ImageInput
+from robustness.modes.base import AnsweringMode
+from robustness.modes.prompts import PAPER_PERSONA
+from robustness.modes.query import FewShotExample, Query
+from robustness.reference.recording import Request, record_requests
+
+MODES: tuple[str, ...] = ("mc", "gd", "ps", "ff")
+# Strategies a mode cannot serve fall back to ``direct`` (GD and PS have no reasoning step).
+STRATEGIES_BY_MODE: Mapping[str, tuple[str, ...]] = {
+    "mc": ("direct", "cot", "few_shot", "persona"),
+    "gd": ("direct", "few_shot", "persona"),
+    "ps": ("direct", "few_shot", "persona"),
+    "ff": ("direct", "cot", "few_shot", "persona"),
+}
+# System prompts seen in training: the paper's persona and a radiologist persona like the
+# expert_persona probe's (any other system text still works: unknown words become [UNK]).
+SYSTEM_PROMPTS: tuple[str, ...] = (
+    PAPER_PERSONA,
+    "You are an experienced board-certified radiologist. Read the image systematically, compare "
+    "it with the typical appearance of each finding, and answer precisely.",
+    "You are an expert radiologist.",
+)
+
+
+@dataclass(frozen=True)
+class PairImage:
+    """One image of a pair with what training needs to know about it.
+
+    ``answer_classes`` name what options A and B mean for this image's finding (e.g.
+    ``renal_calculus:present`` / ``renal_calculus:absent``), the labels the vision tower is
+    pre-trained on; ``finding``, ``present`` and ``mask`` give the finding's place in the image.
+    """
+
+    pair: Pair
+    index: int  # 1 or 2
+    image: ImageInput
+    family: str
+    answer_classes: tuple[str, str] = ("", "")
+    finding: str = ""
+    present: bool = False
+    mask: Path | None = None
+
+    @property
+    def correct(self) -> OptionLabel:
+        """The right option in the pair's original labels."""
+        return self.pair.correct[self.index - 1]
+
+    @property
+    def caption(self) -> str:
+        return self.pair.captions[self.index - 1]
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.pair.pair_id, self.index)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A rendered request and the answer text the model should learn for it."""
+
+    mode: str
+    strategy: str
+    request: Request
+    target: str
+    correct: OptionLabel  # displayed label of the right option
+    family: str
+    key: tuple[str, int]
+
+
+def finding_sentence(option_text: str) -> str:
+    """The free-form finding the model states for FF and before a ``cot`` answer.
+
+    It restates the right option as a sentence, so its words overlap that option and not the
+    other (what a judge, lexical or LLM, scores).
+    """
+    text = option_text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def mode_target(mode: str, strategy: str, query: Query, request: Request,
+                caption: str = "") -> str:
+    """The answer text the model should produce for ``request`` (see the module docstring)."""
+    letter = query.correct
+    finding = finding_sentence(query.options[OPTION_LABELS.index(letter)])
+    if mode in ("mc", "gd"):
+        if strategy == "cot":
+            return f"{finding_sentence(caption) or finding} Answer: {letter}"
+        return letter
+    if mode == "ps":
+        continuations = getattr(request, "continuations", ())
+        if len(continuations) != 2:
+            raise RuntimeError(f"PS mode sent {len(continuations)} continuations, expected 2")
+        wanted = query.options[OPTION_LABELS.index(letter)].strip()
+        for text in continuations:  # the mode may add a prefix or ordering of its own
+            if text.strip() == wanted:
+                return text
+        return continuations[OPTION_LABELS.index(letter)]
+    if mode == "ff":
+        return finding
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+class QuerySampler:
+    """Draws queries for pair images: display order, strategy, persona prompt, few-shot shots."""
+
+    def __init__(self, images: Sequence[PairImage], *, p_correct_first: float = 0.5,
+                 strategy_weights: Mapping[str, float] | None = None,
+                 system_prompts: Sequence[str] = SYSTEM_PROMPTS, max_shots: int = 2,
+                 p_paraphrase: float = 0.0, seed: int = 0) -> None:
+        if not 0.0 <= p_correct_first <= 1.0:
+            raise ValueError("p_correct_first must lie in [0, 1]")
+        if not 0.0 <= p_paraphrase <= 1.0:
+            raise ValueError("p_paraphrase must lie in [0, 1]")
+        self.images = list(images)
+        self.p_correct_first = p_correct_first
+        self.strategy_weights = dict(strategy_weights or {"direct": 1.0})
+        self.system_prompts = list(system_prompts)
+        self.max_shots = max_shots
+        self.p_paraphrase = p_paraphrase
+        self.rng = random.Random(seed)
+
+    def strategy_for(self, mode: str) -> str:
+        allowed = [s for s in STRATEGIES_BY_MODE[mode] if self.strategy_weights.get(s, 0) > 0]
+        if not allowed:
+            return "direct"
+        weights = [self.strategy_weights[s] for s in allowed]
+        return self.rng.choices(allowed, weights=weights)[0]
+
+    def wording(self, item: PairImage) -> tuple[str, tuple[str, str]]:
+        """The question and original-order options: the pair's own, or its paraphrase."""
+        pair = item.pair
+        if (self.p_paraphrase and pair.ai_question and all(pair.ai_options)
+                and self.rng.random() < self.p_paraphrase):
+            return pair.ai_question, pair.ai_options
+        return pair.question, pair.options
+
+    def displayed(self, item: PairImage, options: tuple[str, str]
+                  ) -> tuple[tuple[str, str], tuple[OptionLabel, OptionLabel]]:
+        """Options in displayed order and the label map (displayed → original)."""
+        right = item.correct
+        first = right if self.rng.random() < self.p_correct_first else other_label(right)
+        label_map: tuple[OptionLabel, OptionLabel] = (first, other_label(first))
+        texts = tuple(options[OPTION_LABELS.index(label)] for label in label_map)
+        return texts, label_map  # type: ignore[return-value]
+
+    def _shots(self, item: PairImage) -> tuple[FewShotExample, ...]:
+        shots: list[FewShotExample] = []
+        wanted = self.rng.randint(1, max(1, self.max_shots))
+        while len(shots) < wanted:
+            other = self.rng.choice(self.images)
+            if other.pair.pair_id == item.pair.pair_id:
+                continue  # never a shot from the pair being asked
+            question, original = self.wording(other)
+            options, label_map = self.displayed(other, original)
+            answer = OPTION_LABELS[label_map.index(other.correct)]
+            shots.append(FewShotExample(image=other.image, question=question, options=options,
+                                        answer=answer, source_pair_id=other.pair.pair_id))
+        return tuple(shots)
+
+    def query(self, item: PairImage, strategy: str) -> Query:
+        question, original = self.wording(item)
+        options, label_map = self.displayed(item, original)
+        correct = OPTION_LABELS[label_map.index(item.correct)]
+        return Query(
+            pair_id=item.pair.pair_id, image_index=item.index, image=item.image,
+            question=question, options=options, label_map=label_map, correct=correct,
+            strategy=strategy,
+            system_prompt=self.rng.choice(self.system_prompts) if strategy == "persona" else None,
+            few_shot=self._shots(item) if strategy == "few_shot" else (),
+        )
+
+
+def build_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampler,
+                   items: Sequence[PairImage], mode_names: Sequence[str]) -> list[Example]:
+    """One example per (item, mode name), rendered by the real modes in one batch per mode."""
+    planned: dict[tuple[str, str], list[tuple[PairImage, Query]]] = {}
+    for item, mode in zip(items, mode_names):
+        strategy = sampler.strategy_for(mode)
+        planned.setdefault((mode, strategy), []).append((item, sampler.query(item, strategy)))
+    examples: list[Example] = []
+    for (mode, strategy), batch in planned.items():
+        requests = record_requests(modes[mode], [q for _, q in batch])
+        for (item, query), request in zip(batch, requests):
+            target = mode_target(mode, strategy, query, request, item.caption)
+            examples.append(Example(mode=mode, strategy=strategy, request=request, target=target,
+                                    correct=query.correct, family=item.family, key=item.key))
+    return examples

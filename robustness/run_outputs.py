@@ -1,0 +1,230 @@
+"""What a run writes: predictions files, W&B/report tables, example images, usage and costs.
+
+Pure functions over a condition's answers and the summary, so the runner's loop stays short.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from attacks.base import Condition
+from robustness.data.types import Pair
+from robustness.metrics import ChoiceKey, ScoreReport
+from robustness.models.base import ModelAdapter
+from robustness.modes.query import Answer, Query
+from robustness.tracking.base import ExampleImage, Table
+
+log = logging.getLogger(__name__)
+
+QueryMap = dict[ChoiceKey, Query]
+AnswerMap = dict[ChoiceKey, Answer]
+
+
+@dataclass
+class ConditionResult:
+    """Everything one condition produced."""
+
+    condition: Condition
+    answers: AnswerMap
+    pairs: list[Pair]  # scoring pairs (gold possibly changed by the probe)
+    report: ScoreReport
+    choices: dict[ChoiceKey, Any]
+    cache: dict[str, int]
+    elapsed_s: float
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON values (arrays as lists, anything else unknown as text)."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if isinstance(o, np.ndarray)
+                                 else str(o)))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def safe_name(condition: str) -> str:
+    """A condition name usable as a file name (``gaussian_noise@3`` stays as it is)."""
+    return "".join(ch if ch.isalnum() or ch in "._-@=" else "_" for ch in condition)
+
+
+def thumbnail(pixels: np.ndarray, size: int) -> np.ndarray:
+    """``pixels`` letterboxed into a size×size RGB tile."""
+    from PIL import Image
+
+    img = Image.fromarray(pixels).convert("RGB")
+    img.thumbnail((size, size))
+    tile = Image.new("RGB", (size, size), (0, 0, 0))
+    tile.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
+    return np.asarray(tile)
+
+
+def write_predictions(run_dir: Path, result: ConditionResult, queries: QueryMap) -> Path:
+    """``predictions/<condition>.jsonl``: one ``robustness score`` record per image, plus the
+    truth for this condition, the displayed options and label map, and the image's digest."""
+    lines = []
+    for pair in result.pairs:
+        for image in (1, 2):
+            key = (pair.pair_id, image)
+            q, a = queries[key], result.answers[key]
+            rec = a.record()
+            rec["correct"] = pair.correct[image - 1]
+            rec["condition"] = result.condition.name
+            rec["query"] = {"options": list(q.options), "label_map": list(q.label_map),
+                            "strategy": q.strategy, "image_sha256": q.image.digest}
+            if q.meta:
+                rec["query"]["meta"] = dict(q.meta)
+            lines.append(json.dumps(jsonable(rec), ensure_ascii=False))
+    path = run_dir / "predictions" / f"{safe_name(result.condition.name)}.jsonl"
+    atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def answer_rows(result: ConditionResult, queries: QueryMap) -> list[tuple[Any, ...]]:
+    """Rows of the per-question table: what was asked, answered and right."""
+    rows = []
+    for pair in result.pairs:
+        for image in (1, 2):
+            key = (pair.pair_id, image)
+            q, a = queries[key], result.answers[key]
+            text = a.raw.get("text") if isinstance(a.raw, dict) else None
+            raw = str(text) if text is not None else json.dumps(jsonable(a.raw))
+            rows.append((result.condition.name, pair.pair_id, image, q.question,
+                         q.options[0], q.options[1], a.displayed_choice, a.choice,
+                         pair.correct[image - 1], a.choice == pair.correct[image - 1],
+                         raw[:300], a.error or ""))
+    return rows
+
+
+METRIC_COLUMNS = ("set_accuracy", "individual_accuracy", "confusion", "invalid_rate",
+                  "precision", "valid_pairs")
+SHIFT_COLUMNS = ("set_accuracy", "individual_accuracy", "confusion", "flip_rate", "mcnemar_p")
+SHIFT_NAMES = tuple(c if c in ("flip_rate", "mcnemar_p") else f"delta_{c}" for c in SHIFT_COLUMNS)
+ANSWER_COLUMNS = ("condition", "pair_id", "image", "question", "option_A_shown",
+                  "option_B_shown", "displayed_choice", "choice", "correct", "is_correct", "raw",
+                  "error")
+
+
+def tables(summary: dict[str, Any], answers: list[tuple[Any, ...]],
+           limit: int = 20000) -> dict[str, Table]:
+    """The per-condition, per-category and per-question tables."""
+    cond_rows, cat_rows = [], []
+    for name, cond in summary["conditions"].items():
+        s = cond.get("shift") or {}
+        ci = s.get("set_accuracy_ci") or [None, None]
+        cond_rows.append([name, cond["probe"]["name"], json.dumps(cond["probe"]["params"])]
+                         + [cond["overall"][c] for c in METRIC_COLUMNS]
+                         + [s.get(c) for c in SHIFT_COLUMNS] + list(ci))
+        for cat, m in cond["per_category"].items():
+            cs = (cond.get("shift_per_category") or {}).get(cat, {})
+            cat_rows.append([name, cat] + [m[c] for c in METRIC_COLUMNS]
+                            + [cs.get(c) for c in SHIFT_COLUMNS])
+    return {
+        "conditions": Table.of(["condition", "probe", "params", *METRIC_COLUMNS, *SHIFT_NAMES,
+                                "ci_low", "ci_high"], cond_rows),
+        "per_category": Table.of(["condition", "category", *METRIC_COLUMNS, *SHIFT_NAMES],
+                                 cat_rows),
+        "answers": Table.of(ANSWER_COLUMNS, answers[:limit]),
+    }
+
+
+def examples(result: ConditionResult, queries: QueryMap, n: int,
+             size: int = 192) -> list[ExampleImage]:
+    """The first ``n`` pairs as the model saw them under this condition, side by side."""
+    out = []
+    for pair in result.pairs[:n]:
+        tiles, parts = [], []
+        for image in (1, 2):
+            q, a = queries[(pair.pair_id, image)], result.answers[(pair.pair_id, image)]
+            tiles.append(thumbnail(q.image.pixels, size))
+            parts.append(f"im{image}: chose {a.choice or 'invalid'} (gold "
+                         f"{pair.correct[image - 1]})")
+        gap = np.full((size, 6, 3), 255, dtype=np.uint8)
+        caption = (f"{result.condition.name} · pair {pair.pair_id} · {pair.question} · "
+                   + "; ".join(parts))
+        out.append(ExampleImage(np.concatenate([tiles[0], gap, tiles[1]], axis=1), caption))
+    return out
+
+
+def count_usage(answers: Mapping[ChoiceKey, Answer], into: Counter) -> None:
+    """Add the model's and the judge's token usage recorded in ``answers`` to ``into``."""
+    for a in answers.values():
+        raw = a.raw if isinstance(a.raw, dict) else {}
+        judge = raw.get("judge") if isinstance(raw.get("judge"), dict) else {}
+        for who, u in (("model", raw.get("usage")), ("judge", judge.get("usage"))):
+            if isinstance(u, dict):
+                into[f"{who}_input"] += int(u.get("input_tokens") or 0)
+                into[f"{who}_output"] += int(u.get("output_tokens") or 0)
+
+
+def _usage_block(inp: int, out: int, prices: Any) -> dict[str, Any]:
+    block: dict[str, Any] = {"input_tokens": inp, "output_tokens": out}
+    if isinstance(prices, Mapping) and (inp or out):
+        block["estimated_cost_usd"] = round(
+            inp / 1e6 * float(prices.get("input_per_million", 0) or 0)
+            + out / 1e6 * float(prices.get("output_per_million", 0) or 0), 6)
+    return block
+
+
+def usage_summary(tokens: Counter, model: ModelAdapter,
+                  judge: ModelAdapter | None) -> dict[str, Any]:
+    """Token usage of the answers (as if asked now) and of this run's model calls (cache
+    misses only, ``this_run``), with cost estimates where the config gives ``prices``."""
+    parts = {"model": (model, tokens["model_input"], tokens["model_output"])}
+    if judge is not None or tokens["judge_input"] or tokens["judge_output"]:
+        parts["judge"] = (judge, tokens["judge_input"], tokens["judge_output"])
+    out: dict[str, Any] = {}
+    for who, (adapter, inp, outp) in parts.items():
+        prices = getattr(adapter, "prices", None) if adapter is not None else None
+        entry = _usage_block(inp, outp, prices)
+        stats = getattr(adapter, "cache_stats", None)
+        if stats is not None:
+            entry["this_run"] = _usage_block(stats.input_tokens, stats.output_tokens, prices)
+        out[who] = entry
+    entries = list(out.values())
+    total: dict[str, Any] = {"input_tokens": sum(e["input_tokens"] for e in entries),
+                             "output_tokens": sum(e["output_tokens"] for e in entries)}
+    costs = [e["estimated_cost_usd"] for e in entries if "estimated_cost_usd" in e]
+    if costs:
+        total["estimated_cost_usd"] = round(sum(costs), 6)
+    return {**total, **out}
+
+
+def backend_stats(model: ModelAdapter, judge: ModelAdapter | None) -> dict[str, Any]:
+    """Counters a backend keeps itself (API adapters' ``stats()``: requests, retries, failures)."""
+    out = {}
+    for key, adapter in (("model_stats", model), ("judge_stats", judge)):
+        inner = getattr(adapter, "inner", adapter)
+        stats = getattr(inner, "stats", None)
+        if callable(stats):
+            try:
+                out[key] = jsonable(stats())
+            except Exception:  # noqa: BLE001 - counters are informative, never fatal
+                log.debug("no stats from %s", type(inner).__name__, exc_info=True)
+    return out
+
+
+def versions() -> dict[str, str]:
+    """Versions of the toolkit and of the heavy libraries this run imported."""
+    import platform
+
+    import robustness
+
+    out = {"python": platform.python_version(), "robustness": robustness.__version__}
+    for name in ("torch", "transformers"):
+        module = sys.modules.get(name)
+        if module is not None:
+            out[name] = getattr(module, "__version__", "")
+    return out
