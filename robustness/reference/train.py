@@ -28,7 +28,13 @@ from torch import nn
 
 from robustness.data.types import OPTION_LABELS
 from robustness.modes.base import AnsweringMode
-from robustness.reference.encoding import IGNORE_INDEX, ExampleEncoder, ImageCache, collate
+from robustness.reference.encoding import (
+    IGNORE_INDEX,
+    Encoded,
+    ExampleEncoder,
+    ImageCache,
+    collate,
+)
 from robustness.reference.examples import (
     MODES,
     SYSTEM_PROMPTS,
@@ -61,6 +67,7 @@ class StageTwo:
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    token_budget: int = 2048  # padded tokens per forward pass (gradients accumulate over passes)
 
 
 @dataclass(frozen=True)
@@ -136,9 +143,11 @@ class VisionTargets:
             if item.present and item.mask is not None and item.finding in self.findings:
                 from PIL import Image
 
+                import numpy as np
+
                 with Image.open(item.mask) as img:
                     cover = img.convert("L").resize((self.grid, self.grid), Image.BOX)
-                covered = torch.tensor(list(cover.getdata())) > 0.05 * 255
+                covered = torch.from_numpy(np.asarray(cover).reshape(-1) > 0.05 * 255)
                 labels[covered] = self.findings[item.finding]
             self._dense[item.key] = labels
         return self._dense[item.key]
@@ -241,17 +250,35 @@ def train_stage_one(model, images: ImageCache, items: Sequence[PairImage], cfg: 
     return vision_accuracy(model, head, targets, images, heldout)
 
 
-def example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean over examples of each example's mean answer-token loss (short answers weigh as much
-    as long sentences, so the one decisive letter is not drowned by finding sentences)."""
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:]
-    token_loss = nn.functional.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-        ignore_index=IGNORE_INDEX, reduction="none").view(shift_labels.shape)
-    mask = (shift_labels != IGNORE_INDEX).float()
-    per_example = (token_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
-    return per_example.mean()
+def answer_loss_sum(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Sum over the batch's examples of each example's mean answer-token loss.
+
+    Short answers weigh as much as long sentences, so the one decisive letter is not drowned by
+    finding sentences. Logits are computed only where there is an answer token.
+    """
+    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         pixel_values=batch["pixel_values"]).last_hidden_state
+    labels = batch["labels"][:, 1:]
+    where = labels != IGNORE_INDEX
+    logits = model.lm_head(hidden[:, :-1][where]).float()
+    token_loss = nn.functional.cross_entropy(logits, labels[where], reduction="none")
+    rows = where.nonzero()[:, 0]
+    per_example = torch.zeros(labels.shape[0]).index_add(0, rows, token_loss)
+    counts = torch.zeros(labels.shape[0]).index_add(0, rows, torch.ones_like(token_loss))
+    return (per_example / counts.clamp(min=1)).sum()
+
+
+def micro_batches(encoded: Sequence[Encoded], token_budget: int) -> list[list[Encoded]]:
+    """Examples sorted by length and cut so each padded micro-batch stays within the budget
+    (a few-shot prompt with three images never pads thirty one-image prompts to its length)."""
+    ordered = sorted(encoded, key=lambda e: len(e.input_ids))
+    batches: list[list[Encoded]] = []
+    for enc in ordered:
+        if batches and len(enc.input_ids) * (len(batches[-1]) + 1) <= token_budget:
+            batches[-1].append(enc)
+        else:
+            batches.append([enc])
+    return batches
 
 
 @torch.no_grad()
@@ -393,18 +420,19 @@ class Trainer:
             items = rng.choices(self.train_items, k=cfg.batch_size)
             names = rng.choices(modes, weights=weights, k=cfg.batch_size)
             examples = build_examples(self.modes, sampler, items, names)
-            batch = collate([self.encoder.encode(e) for e in examples], self.images, pad)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           pixel_values=batch["pixel_values"]).logits
-            loss = example_loss(logits, batch["labels"])
+            encoded = [self.encoder.encode(e) for e in examples]
+            optim.zero_grad(set_to_none=True)
+            total = 0.0
+            for chunk in micro_batches(encoded, cfg.token_budget):
+                loss = answer_loss_sum(model, collate(chunk, self.images, pad)) / len(encoded)
+                loss.backward()
+                total += loss.item()
             factor = _cosine(step, cfg.steps, cfg.warmup_steps)
             for group in optim.param_groups:
                 group["lr"] = group["base_lr"] * factor
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optim.step()
-            running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+            running = total if running is None else 0.95 * running + 0.05 * total
             done = step + 1
             info = {"loss": running}
             if done % s.eval_every == 0 or done == cfg.steps:

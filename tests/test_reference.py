@@ -1,0 +1,240 @@
+"""The reference model: tokenizer, train/eval prompt agreement, the train-reference command end to
+end, and the shipped checkpoints against their model cards (through the real HF adapter)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from robustness.cli import main as cli_main
+from robustness.reference import CHECKPOINTS_DIR, SHIPPED, checkpoint_path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Held-out check set: an evaluation seed (< 1000) other than the model card's seed 0.
+CHECK_SEED, CHECK_PAIRS = 3, 24
+TOLERANCE = 20.0  # points of set accuracy: 24 pairs give a standard error of ~7 points
+
+
+def _card(name: str) -> dict:
+    return json.loads((CHECKPOINTS_DIR / name / "evaluation.json").read_text())
+
+
+def _modes():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train_reference")
+    return {name: instantiate(cfg.modes[name]) for name in ("mc", "gd", "ps", "ff")}
+
+
+@pytest.fixture(scope="module")
+def modes():
+    return _modes()
+
+
+@pytest.fixture(scope="module")
+def check_set(tmp_path_factory):
+    from robustness.reference.data import phantom_split
+
+    return phantom_split(tmp_path_factory.mktemp("check"), seed=CHECK_SEED, pairs=CHECK_PAIRS)
+
+
+@pytest.fixture(scope="module")
+def shipped_results(modes, check_set):
+    """Both shipped checkpoints on the check set: MC, GD, PS (and swapped options for MC, GD)."""
+    from robustness.models.hf import HFAdapter
+    from robustness.reference.evaluate import evaluate_adapter
+
+    out = {}
+    for name in SHIPPED:
+        adapter = HFAdapter(checkpoint_path(name), device="cpu", dtype="float32", batch_size=16,
+                            local_files_only=True)
+        try:
+            out[name] = evaluate_adapter(adapter, check_set,
+                                         {m: modes[m] for m in ("mc", "gd", "ps")})
+        finally:
+            adapter.close()
+    return out
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def test_word_tokenizer_ignores_spacing_and_maps_unknown_words():
+    from robustness.reference.tokenizer import UNK, build_tokenizer, build_vocabulary
+
+    tok = build_tokenizer(build_vocabulary(["Is there a nodule in the left lung?"]))
+    assert tok.encode("A", add_special_tokens=False) == tok.encode(" A", add_special_tokens=False)
+    assert tok.encode("nodule", add_special_tokens=False) == \
+        tok.encode("\n nodule", add_special_tokens=False)
+    ids = tok.encode("a zebra nodule", add_special_tokens=False)
+    assert tok.convert_ids_to_tokens(ids)[1] == UNK  # unknown words do not crash
+    assert len(tok.encode("<image>", add_special_tokens=False)) == 1
+    assert tok.decode(tok.encode("a nodule , left lung .", add_special_tokens=False)) == \
+        "a nodule, left lung."
+    assert tok.encode("Left", add_special_tokens=False) != [tok.unk_token_id]  # case variants
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def test_training_prompts_are_exactly_what_the_adapter_sends(modes, check_set):
+    """For every mode and strategy, the token ids training builds equal the adapter's, and PS
+    answers are the tokens the adapter scores (training adds only the end-of-sequence token)."""
+    from robustness.models.hf import HFAdapter
+    from robustness.reference.data import pair_images
+    from robustness.reference.encoding import ExampleEncoder, chat_text
+    from robustness.reference.examples import MODES, STRATEGIES_BY_MODE, QuerySampler, build_examples
+
+    adapter = HFAdapter(checkpoint_path("reference"), device="cpu", dtype="float32",
+                        local_files_only=True)
+    loaded = adapter.load()
+    items = pair_images([check_set])[:8]
+    encoder = ExampleEncoder(loaded.processor, loaded.model.config.image_seq_length)
+    tok = loaded.tokenizer
+    checked = 0
+    for mode in MODES:
+        for strategy in STRATEGIES_BY_MODE[mode]:
+            sampler = QuerySampler(items, strategy_weights={strategy: 1.0}, p_paraphrase=0.5,
+                                   seed=len(mode) + len(strategy))
+            for example in build_examples(modes, sampler, items[:3], [mode] * 3):
+                prompt = example.request.prompt
+                assert adapter.render(prompt) == chat_text(loaded.processor, prompt)
+                inputs = adapter.encode([adapter.render(prompt)], [prompt.images])
+                assert inputs["input_ids"][0].tolist() == encoder.prompt_ids(prompt), (mode, strategy)
+                assert tok.unk_token_id not in encoder.encode(example).input_ids
+                if mode == "ps":
+                    assert example.target in example.request.continuations
+                    for cont in example.request.continuations:
+                        prefix, answer = adapter.render_with_answer(prompt, cont)
+                        a = tok.encode(prefix, add_special_tokens=False)
+                        b = tok.encode(prefix + answer, add_special_tokens=False)
+                        assert b[len(a):] == encoder.answer_ids(cont)[:-1]
+                checked += 1
+    assert checked >= 3 * 13
+
+
+def test_biased_sampler_puts_the_answer_at_a(check_set):
+    from robustness.reference.data import pair_images
+    from robustness.reference.examples import QuerySampler
+
+    items = pair_images([check_set])
+    fair = QuerySampler(items, p_correct_first=0.5, seed=0)
+    biased = QuerySampler(items, p_correct_first=0.88, seed=0)
+    share = {name: sum(s.query(it, "direct").correct == "A" for it in items * 5) / (5 * len(items))
+             for name, s in (("fair", fair), ("biased", biased))}
+    assert 0.4 < share["fair"] < 0.6 and 0.82 < share["biased"] < 0.94
+
+
+# --------------------------------------------------------------------------- training command
+
+
+@pytest.mark.slow
+def test_train_reference_few_steps_writes_a_loadable_checkpoint(tmp_path, modes):
+    from robustness.models.base import ImageInput
+    from robustness.models.hf import HFAdapter
+    from robustness.modes.query import clean_queries
+    from robustness.reference.data import phantom_split
+
+    out = tmp_path / "ckpt"
+    rc = cli_main(["train-reference", f"output_dir={out}", f"data.dir={tmp_path / 'data'}",
+                   "data.seeds=1", "data.pairs_per_seed=6", "data.val_pairs=3",
+                   "stage1.steps=3", "stage1.batch_size=8", "stage2.steps=4",
+                   "stage2.batch_size=6", "eval_every=2", "save_every=2", "evaluation.pairs=3",
+                   "architecture.vision_hidden=32", "architecture.vision_intermediate=64",
+                   "architecture.text_hidden=32", "architecture.text_intermediate=64",
+                   "architecture.vision_layers=1", "architecture.text_layers=1",
+                   "architecture.vision_heads=2", "architecture.text_heads=2",
+                   "threads=1", "progress=false"])
+    assert rc == 0
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja",
+                 "README.md", "evaluation.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "training_state.pt").exists()
+    record = json.loads((out / "evaluation.json").read_text())
+    assert record["data"]["seeds"] == [1000]
+    assert set(record["evaluation"]["results"]) == {"mc", "gd", "ps", "ff"}
+    assert "not a medical model" in (out / "README.md").read_text()
+
+    bench = phantom_split(tmp_path / "data", seed=0, pairs=3)
+    pair = bench.pairs[0]
+    queries = clean_queries(pair, tuple(ImageInput.open(p) for p in pair.images))
+    adapter = HFAdapter(str(out), device="cpu", dtype="float32", local_files_only=True)
+    try:
+        for mode in modes.values():
+            answers = mode.answer(adapter, list(queries))
+            assert len(answers) == 2 and all(a.error is None for a in answers)
+    finally:
+        adapter.close()
+
+
+def test_train_reference_rejects_bad_settings_in_one_line(capsys):
+    assert cli_main(["train-reference", "no_such_key=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "train-reference" in err
+    assert cli_main(["train-reference", "data.first_seed=0"]) == 2
+    assert "evaluation seed" in capsys.readouterr().err
+    assert cli_main(["train-reference", "--help"]) == 0
+    assert "output_dir" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- shipped checkpoints
+
+
+def test_shipped_checkpoints_are_small_standard_package_data():
+    total = 0
+    import tomllib
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["robustness"]
+    for name in SHIPPED:
+        folder = Path(checkpoint_path(name))
+        files = [p for p in folder.iterdir() if p.is_file()]
+        names = {p.name for p in files}
+        assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json",
+                "chat_template.jinja", "README.md", "evaluation.json"} <= names
+        assert "training_state.pt" not in names
+        total += sum(p.stat().st_size for p in files)
+        for path in files:
+            rel = path.relative_to(ROOT / "robustness").as_posix()
+            assert any(fnmatch.fnmatch(rel, g) for g in globs), f"{rel} is not package data"
+    assert total <= 20 * 1024 * 1024
+
+
+def test_model_configs_point_at_the_shipped_checkpoints():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from robustness.models.hf import HFAdapter
+
+    for name in SHIPPED:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(f"model/{name}")
+        adapter = instantiate(cfg.model)
+        assert isinstance(adapter, HFAdapter)
+        assert Path(adapter.model_id) == CHECKPOINTS_DIR / name
+        assert adapter.prompt_family == "llava"
+
+
+def test_cards_document_every_mode_and_the_quality_bar():
+    for name in SHIPPED:
+        card = _card(name)
+        results = card["evaluation"]["results"]
+        assert set(results) == {"mc", "gd", "ps", "ff"}
+        assert card["evaluation"]["seed"] < 1000 <= min(card["data"]["seeds"])
+        text = (CHECKPOINTS_DIR / name / "README.md").read_text()
+        assert re.search(r"Parameters: [\d,]+", text) and "Training time" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["mc", "gd", "ps"])
+def test_shipped_reference_matches_its_card_on_held_out_pairs(shipped_results, mode):
+    measured = shipped_results["reference"][mode]["overall"]["set_accuracy"]
+    card = _card("reference")["evaluation"]["results"][mode]["overall"]["set_accuracy"]
+    assert abs(measured - card) <= TOLERANCE, (measured, card)
