@@ -48,7 +48,9 @@ def test_model_config_composes_and_builds_lazily(name):
     assert cfg.trust_remote_code is (name == "molmo")
     adapter = instantiate(cfg, _convert_="all")
     assert isinstance(adapter, HFAdapter) and adapter._loaded is None  # nothing read yet
-    assert adapter.identity()["model_id"] == cfg.model_id
+    # hub ids are used as written; a shipped checkpoint's path is resolved by its own _target_
+    model_id = cfg.model_id if isinstance(cfg.model_id, str) else instantiate(cfg.model_id)
+    assert adapter.identity()["model_id"] == model_id
     assert adapter.prompt_family == cfg.family  # configured: no download to find it
 
 

@@ -50,8 +50,22 @@ def read_records(path: str | Path) -> list[Any]:
     return records
 
 
-def run_facts(run_dir: str | Path) -> dict[str, Any]:
-    """Name, group, job type, tags, config, summary and exit code of the run(s) in a folder."""
+def run_facts(run_dir: str | Path, *, wait_s: float = 20.0) -> dict[str, Any]:
+    """Name, group, job type, tags, config, summary and exit code of the run(s) in a folder.
+
+    W&B's service process writes the run file asynchronously, so on a loaded machine the exit
+    record can land shortly after ``finish()`` returns: wait up to ``wait_s`` for it."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        facts = _read_facts(run_dir)
+        if facts["exit_code"] is not None or time.monotonic() > deadline:
+            return facts
+        time.sleep(0.5)
+
+
+def _read_facts(run_dir: str | Path) -> dict[str, Any]:
     files = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
     assert files, f"no offline W&B run in {run_dir}"
     facts: dict[str, Any] = {"n_runs": len(files), "config": {}, "summary": {}, "exit_code": None}
