@@ -127,7 +127,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_answers(tmp_path, bench
 
 
 def test_ctrl_c_keeps_the_cache_whole_and_finishes_wandb(tmp_path, bench):
-    common = (*PROBES, "logger=wandb", "batch_pairs=2", "model.delay_s=0.004")
+    common = (*PROBES, "logger=wandb", "batch_pairs=2", "model.delay_s=0.02")  # run outlasts the signal
     proc = start_and_interrupt(cli_args(tmp_path, bench, *common, run="interrupted"),
                                tmp_path / "cache", signal.SIGINT, after=UNIQUE_REQUESTS // 3)
     stderr = proc.stderr.read()
