@@ -24,8 +24,14 @@ class Architecture:
     text_heads: int = 4
     text_intermediate: int = 416
     max_positions: int = 1024
+    # "full": the decoder also sees the vision tower's CLS token, a whole-image summary that stage
+    # 1 aligns with the option texts' word embeddings; "default": patch tokens only (LLaVA-1.5).
+    feature_strategy: str = "full"
 
     def __post_init__(self) -> None:
+        if self.feature_strategy not in ("full", "default"):
+            raise ValueError(f"feature_strategy must be 'full' or 'default', got "
+                             f"{self.feature_strategy!r}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of "
                              f"patch_size {self.patch_size}")
@@ -35,11 +41,15 @@ class Architecture:
                 raise ValueError(f"{name}_hidden {hidden} is not a multiple of {name}_heads {heads}")
 
     @property
-    def image_tokens(self) -> int:
-        """Tokens one image occupies in the decoder's sequence (one per patch)."""
+    def patches(self) -> int:
         return (self.image_size // self.patch_size) ** 2
 
-    def as_dict(self) -> dict[str, int]:
+    @property
+    def image_tokens(self) -> int:
+        """Tokens one image occupies in the decoder's sequence (one per patch, plus CLS)."""
+        return self.patches + (1 if self.feature_strategy == "full" else 0)
+
+    def as_dict(self) -> dict[str, int | str]:
         return asdict(self)
 
 
@@ -76,7 +86,7 @@ def build_config(arch: Architecture, tokenizer):
         text_config=text,
         image_token_index=tokenizer.image_token_id,
         image_seq_length=arch.image_tokens,
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy=arch.feature_strategy,
         vision_feature_layer=-1,
         projector_hidden_act="gelu",
         tie_word_embeddings=True,

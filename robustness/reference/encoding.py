@@ -27,12 +27,27 @@ def chat_text(processor, prompt: Prompt) -> str:
 
 @dataclass
 class Encoded:
-    """One example ready for the model."""
+    """One example ready for the model.
+
+    ``option_spans`` locate the displayed options' texts in a letter prompt (token positions
+    ``[start, end)`` of A and B; empty for other modes): training supervises there, beside the
+    answer, whether each option is the right one.
+    """
 
     input_ids: list[int]
     labels: list[int]
     images: tuple[ImageInput, ...]
     example: Example
+    option_spans: tuple[tuple[int, int], ...] = ()
+
+
+def find_last(haystack: Sequence[int], needle: Sequence[int]) -> int:
+    """Start of the last occurrence of ``needle`` in ``haystack`` (-1 if absent)."""
+    n = len(needle)
+    for start in range(len(haystack) - n, -1, -1):
+        if n and list(haystack[start:start + n]) == list(needle):
+            return start
+    return -1
 
 
 class ImageCache:
@@ -99,17 +114,37 @@ class ExampleEncoder:
         ids = self.tokenizer(target, add_special_tokens=False)["input_ids"]
         return ids + [self.tokenizer.eos_token_id]
 
+    def text_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def option_spans(self, example: Example, prompt_ids: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """Where the asked options' texts sit in a letter prompt (the last occurrence of each, so
+        few-shot examples before the question are skipped); empty if either is not found."""
+        if example.mode not in ("mc", "gd") or not all(example.options):
+            return ()
+        spans = []
+        for text in example.options:
+            ids = self.text_ids(text)
+            start = find_last(prompt_ids, ids)
+            if start < 0:
+                return ()
+            spans.append((start, start + len(ids)))
+        return tuple(spans)
+
     def encode(self, example: Example) -> Encoded:
         prompt = example.request.prompt
         prompt_ids = self.prompt_ids(prompt)
         answer = self.answer_ids(example.target)
         return Encoded(input_ids=prompt_ids + answer,
                        labels=[IGNORE_INDEX] * len(prompt_ids) + answer,
-                       images=tuple(prompt.images), example=example)
+                       images=tuple(prompt.images), example=example,
+                       option_spans=self.option_spans(example, prompt_ids))
 
 
-def collate(batch: Sequence[Encoded], images: ImageCache, pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ids, labels and attention mask, plus the pixels of every image in order."""
+def collate(batch: Sequence[Encoded], images: ImageCache, pad_id: int,
+            pixels: bool = True) -> dict[str, torch.Tensor]:
+    """Right-padded ids, labels and attention mask, plus (with ``pixels``) the pixels of every
+    image in order."""
     length = max(len(e.input_ids) for e in batch)
     ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), length), IGNORE_INDEX, dtype=torch.long)
@@ -121,6 +156,6 @@ def collate(batch: Sequence[Encoded], images: ImageCache, pad_id: int) -> dict[s
         mask[row, :n] = 1
     all_images = [img for enc in batch for img in enc.images]
     out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
-    if all_images:
+    if all_images and pixels:
         out["pixel_values"] = images.stack(all_images)
     return out

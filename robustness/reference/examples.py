@@ -4,8 +4,8 @@ Each example is one query (an image with its pair's question and options in a sa
 order and prompting strategy), the request the real answering mode renders for it (captured with
 :func:`record_requests`), and the answer text the model should produce:
 
-- MC and GD: the displayed letter of the right option (MC ``cot``: the image's report-like
-  caption as the reasoning, then ``Answer: <letter>``);
+- MC and GD: the displayed letter of the right option (MC ``cot``: the right option restated
+  as the reasoning, then ``Answer: <letter>``: find the finding, then the letter it sits at);
 - PS: the right option's continuation, exactly as the PS mode scores it;
 - FF: a short finding sentence that restates the right option.
 
@@ -90,6 +90,7 @@ class Example:
     correct: OptionLabel  # displayed label of the right option
     family: str
     key: tuple[str, int]
+    options: tuple[str, str] = ("", "")  # displayed option texts (A, B)
 
 
 def finding_sentence(option_text: str) -> str:
@@ -111,9 +112,7 @@ def mode_target(mode: str, strategy: str, query: Query, request: Request,
     letter = query.correct
     finding = finding_sentence(query.options[OPTION_LABELS.index(letter)])
     if mode in ("mc", "gd"):
-        if strategy == "cot":
-            return f"{finding_sentence(caption) or finding} Answer: {letter}"
-        return letter
+        return f"{finding} Answer: {letter}" if strategy == "cot" else letter
     if mode == "ps":
         continuations = getattr(request, "continuations", ())
         if len(continuations) != 2:
@@ -186,30 +185,48 @@ class QuerySampler:
         return tuple(shots)
 
     def query(self, item: PairImage, strategy: str) -> Query:
-        question, original = self.wording(item)
-        options, label_map = self.displayed(item, original)
-        correct = OPTION_LABELS[label_map.index(item.correct)]
-        return Query(
-            pair_id=item.pair.pair_id, image_index=item.index, image=item.image,
-            question=question, options=options, label_map=label_map, correct=correct,
-            strategy=strategy,
-            system_prompt=self.rng.choice(self.system_prompts) if strategy == "persona" else None,
-            few_shot=self._shots(item) if strategy == "few_shot" else (),
-        )
+        return self.pair_queries([item], strategy)[0]
+
+    def pair_queries(self, items: Sequence[PairImage], strategy: str) -> list[Query]:
+        """Queries for images of one pair sharing wording, system prompt and few-shot examples;
+        each image draws its own display order (so a bias towards A stays possible)."""
+        question, original = self.wording(items[0])
+        system = self.rng.choice(self.system_prompts) if strategy == "persona" else None
+        shots = self._shots(items[0]) if strategy == "few_shot" else ()
+        queries = []
+        for item in items:
+            options, label_map = self.displayed(item, original)
+            queries.append(Query(
+                pair_id=item.pair.pair_id, image_index=item.index, image=item.image,
+                question=question, options=options, label_map=label_map,
+                correct=OPTION_LABELS[label_map.index(item.correct)], strategy=strategy,
+                system_prompt=system, few_shot=shots))
+        return queries
 
 
 def build_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampler,
                    items: Sequence[PairImage], mode_names: Sequence[str]) -> list[Example]:
     """One example per (item, mode name), rendered by the real modes in one batch per mode."""
+    return build_group_examples(modes, sampler, [[item] for item in items], mode_names)
+
+
+def build_group_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampler,
+                         groups: Sequence[Sequence[PairImage]],
+                         mode_names: Sequence[str]) -> list[Example]:
+    """Examples for groups of images of one pair (each group: one mode, one strategy, one
+    wording), rendered by the real modes in one batch per (mode, strategy). Asking both images
+    of a pair the same question side by side shows training that only the image decides."""
     planned: dict[tuple[str, str], list[tuple[PairImage, Query]]] = {}
-    for item, mode in zip(items, mode_names):
+    for group, mode in zip(groups, mode_names):
         strategy = sampler.strategy_for(mode)
-        planned.setdefault((mode, strategy), []).append((item, sampler.query(item, strategy)))
+        for item, query in zip(group, sampler.pair_queries(group, strategy)):
+            planned.setdefault((mode, strategy), []).append((item, query))
     examples: list[Example] = []
     for (mode, strategy), batch in planned.items():
         requests = record_requests(modes[mode], [q for _, q in batch])
         for (item, query), request in zip(batch, requests):
             target = mode_target(mode, strategy, query, request, item.caption)
             examples.append(Example(mode=mode, strategy=strategy, request=request, target=target,
-                                    correct=query.correct, family=item.family, key=item.key))
+                                    correct=query.correct, family=item.family, key=item.key,
+                                    options=tuple(query.options)))
     return examples

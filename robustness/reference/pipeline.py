@@ -117,7 +117,8 @@ def run_training(cfg, *, command: str = "robustness train-reference") -> str:
     pairs = [p for bench in train_sets for p in bench]
     words = build_vocabulary(corpus(modes, pairs, train_items[:64], settings.system_prompts))
     tokenizer = build_tokenizer(words)
-    processor = build_processor(tokenizer, image_size=arch.image_size, patch_size=arch.patch_size)
+    processor = build_processor(tokenizer, image_size=arch.image_size, patch_size=arch.patch_size,
+                                feature_strategy=arch.feature_strategy)
     model = build_model(arch, tokenizer, seed=settings.seed)
     data_seconds = time.perf_counter() - wall0
 

@@ -47,8 +47,10 @@ def build_image_processor(image_size: int):
     )
 
 
-def build_processor(tokenizer, *, image_size: int, patch_size: int):
-    """A ``LlavaProcessor`` whose ``<image>`` expands to one token per patch (CLS dropped)."""
+def build_processor(tokenizer, *, image_size: int, patch_size: int,
+                    feature_strategy: str = "full"):
+    """A ``LlavaProcessor`` whose ``<image>`` expands to one token per patch (plus the CLS token
+    with the ``full`` feature strategy)."""
     from transformers import LlavaProcessor
 
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -56,7 +58,7 @@ def build_processor(tokenizer, *, image_size: int, patch_size: int):
         image_processor=build_image_processor(image_size),
         tokenizer=tokenizer,
         patch_size=patch_size,
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy=feature_strategy,
         num_additional_image_tokens=1,
         chat_template=CHAT_TEMPLATE,
         image_token=IMAGE,

@@ -1,12 +1,17 @@
 """Two-stage training of the reference model, LLaVA-style.
 
-Stage 1 teaches the vision tower (and projector) to see the findings: a small head scores how
-well the mean-pooled image features match the bag of words of each of the pair's two options,
-with the right option as the target. Stage 2 trains the whole model end to end on the answer
-formats of every mode (letters, option texts, finding sentences), rendered by the real modes.
+Stage 1 teaches the vision tower (and projector) to see the findings: a head over the patch
+features picks each image's answer among its pair's two options, a per-patch head says where
+which finding is (from the ground-truth masks), and the CLS token's feature is aligned with the
+mean word embedding of the right option's text (CLIP-style, in the decoder's own embedding
+table). Stage 2 freezes the tower and trains the projector and decoder on the answer formats of
+every mode (letters, option texts, finding sentences), rendered by the real modes; in letter
+prompts, auxiliary heads at the options' tokens learn which option is right and which is A/B.
 
-A measured reason for the two stages: end to end from scratch, a tiny LLaVA did not learn a
-left/right question in 3,000 steps; after stage 1 (seconds) it learned it in about 200.
+Measured reasons: end to end from scratch, a tiny LLaVA did not learn a left/right question in
+3,000 steps; after stage 1 it learned it in about 200. Without the alignment and the option-level
+signals the decoder learned option likelihoods (PS) but answered letters at chance (always A)
+for 500+ steps; with them, letters start to follow the image within ~300 steps.
 
 Training state is saved every ``save_every`` steps next to the output folder, so an interrupted
 run continues where it stopped when started again with the same settings.
@@ -42,6 +47,7 @@ from robustness.reference.examples import (
     PairImage,
     QuerySampler,
     build_examples,
+    build_group_examples,
 )
 
 
@@ -53,21 +59,26 @@ class StageOne:
     lr: float = 2e-3
     batch_size: int = 64  # images; batches hold both images of each pair
     dense_weight: float = 2.0  # weight of the per-patch finding loss beside the answer loss
+    align_weight: float = 1.0  # weight of the CLS-to-option-words alignment loss
     head_dim: int = 8
+    p_paraphrase: float = 0.3  # share of alignment targets worded with the AI paraphrase
 
 
 @dataclass(frozen=True)
 class StageTwo:
     """End-to-end training on every answer format (stage 2)."""
 
-    steps: int = 1500
-    lr: float = 1e-3
-    vision_lr: float = 3e-4
-    batch_size: int = 32
+    steps: int = 1000
+    lr: float = 2e-3
+    vision_lr: float = 3e-4  # used only when the tower is not frozen
+    batch_size: int = 32  # examples: both images of batch_size / 2 pairs
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    token_budget: int = 2048  # padded tokens per forward pass (gradients accumulate over passes)
+    token_budget: int = 4096  # padded tokens per forward pass (gradients accumulate over passes)
+    freeze_vision: bool = True  # keep stage 1's vision tower; its outputs are computed once
+    aux_weight: float = 1.0  # weight of the option-level auxiliary losses in letter prompts
+    aux_layer: int = 2  # decoder layer whose output states say which option is right
 
 
 @dataclass(frozen=True)
@@ -154,9 +165,15 @@ class VisionTargets:
 
 
 class VisionHead(nn.Module):
-    """Stage-1 heads on the projected patch features: an answer head (each patch squeezed to a
-    few numbers, then one linear map of all of them, so where a finding lies counts) and a
-    per-patch finding classifier (where is which finding)."""
+    """Stage-1 heads on the projected image features.
+
+    - answer head: each patch squeezed to a few numbers, then one linear map of all of them, so
+      where a finding lies counts;
+    - per-patch finding classifier (where is which finding);
+    - alignment (``full`` strategy): the CLS token's projected feature against the mean word
+      embedding of each option's text (the decoder's own embedding table), CLIP-style, so the
+      decoder later finds the right option by comparing the words it reads with the image summary.
+    """
 
     def __init__(self, hidden: int, patches: int, n_classes: int, n_findings: int,
                  dim: int = 8) -> None:
@@ -164,9 +181,23 @@ class VisionHead(nn.Module):
         self.squeeze = nn.Linear(hidden, dim)
         self.answer = nn.Linear(dim * patches, n_classes)
         self.patch = nn.Linear(hidden, n_findings + 1)
+        self.log_scale = nn.Parameter(torch.tensor(2.0))
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.answer(self.squeeze(features).flatten(1)), self.patch(features)
+    def forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.answer(self.squeeze(patches).flatten(1)), self.patch(patches)
+
+    def align(self, summary: torch.Tensor, options: torch.Tensor) -> torch.Tensor:
+        """Scaled cosine similarity of summaries (B, H) and option embeddings (B, 2, H)."""
+        summary = nn.functional.normalize(summary, dim=-1)
+        options = nn.functional.normalize(options, dim=-1)
+        return torch.einsum("bh,bkh->bk", summary, options) * self.log_scale.exp()
+
+
+def split_features(model, features: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(CLS summary or None, patch features) of projected image features."""
+    if model.config.vision_feature_select_strategy == "full":
+        return features[:, 0], features[:, 1:]
+    return None, features
 
 
 def image_features(model, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -198,15 +229,39 @@ def vision_accuracy(model, head: VisionHead, targets: VisionTargets, images: Ima
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
         index, target = targets.answers(chunk)
-        logits, _ = head(image_features(model, images.stack([i.image for i in chunk])))
+        _, patches = split_features(model, image_features(model, images.stack([i.image for i in chunk])))
+        logits, _ = head(patches)
         right += int((logits.gather(1, index).argmax(-1) == target).sum())
     return right / max(1, len(items))
 
 
+class OptionEmbedder:
+    """Mean input embedding of an option text's words (token ids cached per text)."""
+
+    def __init__(self, model, text_ids: Callable[[str], list[int]]) -> None:
+        self.embeddings = model.get_input_embeddings()
+        self.text_ids = text_ids
+        self._ids: dict[str, torch.Tensor] = {}
+
+    def __call__(self, text: str) -> torch.Tensor:
+        if text not in self._ids:
+            self._ids[text] = torch.tensor(self.text_ids(text) or [0])
+        return self.embeddings(self._ids[text]).mean(0)
+
+    def pair(self, item: PairImage, rng: random.Random, p_paraphrase: float) -> torch.Tensor:
+        options = item.pair.options
+        ai = item.pair.ai_options
+        if ai and all(ai) and rng.random() < p_paraphrase:
+            options = ai
+        return torch.stack([self(options[0]), self(options[1])])
+
+
 def train_stage_one(model, images: ImageCache, items: Sequence[PairImage], cfg: StageOne,
                     seed: int, heldout: Sequence[PairImage] = (),
-                    progress: Callable | None = None) -> float:
-    """Pre-train the vision tower and projector on finding labels (answer classes and masks).
+                    progress: Callable | None = None,
+                    text_ids: Callable[[str], list[int]] | None = None) -> float:
+    """Pre-train the vision tower and projector on finding labels (answer classes and masks),
+    and with the ``full`` strategy align the CLS summary with the option words' embeddings.
 
     Batches hold both images of each pair: the two differ only at the finding, so every batch
     shows the tower exactly what to look at. Returns held-out answer accuracy (or the last
@@ -215,10 +270,15 @@ def train_stage_one(model, images: ImageCache, items: Sequence[PairImage], cfg: 
     rng = random.Random(seed)
     grid = model.config.vision_config.image_size // model.config.vision_config.patch_size
     targets = VisionTargets(list(items) + list(heldout), grid)
-    head = VisionHead(model.config.text_config.hidden_size, model.config.image_seq_length,
+    head = VisionHead(model.config.text_config.hidden_size, grid * grid,
                       len(targets.classes), len(targets.findings), cfg.head_dim)
+    aligned = (model.config.vision_feature_select_strategy == "full" and text_ids is not None
+               and cfg.align_weight > 0)
+    embedder = OptionEmbedder(model, text_ids) if aligned else None
     params = list(model.model.vision_tower.parameters()) + \
         list(model.model.multi_modal_projector.parameters()) + list(head.parameters())
+    if aligned:
+        params += list(model.get_input_embeddings().parameters())
     optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     patch_weights = torch.ones(len(targets.findings) + 1)
     patch_weights[0] = 0.1  # most patches show no finding
@@ -229,13 +289,19 @@ def train_stage_one(model, images: ImageCache, items: Sequence[PairImage], cfg: 
     for step in range(cfg.steps):
         batch = [item for pair in rng.sample(pairs, min(per_batch, len(pairs))) for item in pair]
         index, target = targets.answers(batch)
-        answer_logits, patch_logits = head(image_features(model, images.stack([i.image for i in batch])))
+        summary, patches = split_features(
+            model, image_features(model, images.stack([i.image for i in batch])))
+        answer_logits, patch_logits = head(patches)
         logits = answer_logits.gather(1, index)
         loss = nn.functional.cross_entropy(logits, target)
         if cfg.dense_weight:
             loss = loss + cfg.dense_weight * nn.functional.cross_entropy(
                 patch_logits.reshape(-1, patch_logits.shape[-1]), targets.dense(batch).reshape(-1),
                 weight=patch_weights)
+        if embedder is not None and summary is not None:
+            options = torch.stack([embedder.pair(i, rng, cfg.p_paraphrase) for i in batch])
+            loss = loss + cfg.align_weight * nn.functional.cross_entropy(
+                head.align(summary, options), target)
         for group in optim.param_groups:
             group["lr"] = cfg.lr * _cosine(step, cfg.steps, max(1, cfg.steps // 20))
         optim.zero_grad(set_to_none=True)
@@ -250,14 +316,87 @@ def train_stage_one(model, images: ImageCache, items: Sequence[PairImage], cfg: 
     return vision_accuracy(model, head, targets, images, heldout)
 
 
-def answer_loss_sum(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Sum over the batch's examples of each example's mean answer-token loss.
+class VisionFeatureCache:
+    """The frozen vision tower's selected outputs per image (before the projector), computed
+    once: stage 2 then spends its time on the decoder, and stage 1's features stay as trained."""
+
+    def __init__(self, model, images: ImageCache) -> None:
+        self.model = model
+        self.images = images
+        self._features: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def add(self, inputs: Sequence, batch_size: int = 128) -> None:
+        todo = list({img.digest: img for img in inputs if img.digest not in self._features}.values())
+        tower = self.model.model.vision_tower
+        was_training = tower.training
+        tower.eval()
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            hidden = tower(self.images.stack(chunk), output_hidden_states=True).hidden_states
+            selected = hidden[self.model.config.vision_feature_layer]
+            if self.model.config.vision_feature_select_strategy == "default":
+                selected = selected[:, 1:]
+            for img, feats in zip(chunk, selected):
+                self._features[img.digest] = feats.to(torch.float16)
+        tower.train(was_training)
+
+    def projected(self, inputs: Sequence) -> torch.Tensor:
+        """Projected features of ``inputs`` in order: (images, tokens, text hidden)."""
+        self.add([img for img in inputs if img.digest not in self._features])
+        stacked = torch.stack([self._features[img.digest] for img in inputs]).float()
+        return self.model.model.multi_modal_projector(stacked)
+
+
+class OptionHeads(nn.Module):
+    """Auxiliary heads (training only, not saved): at every token of a letter prompt's options,
+    "is this option the right one for this image" (read at ``aux_layer``) and "am I option A or
+    B" (read after the first layer). The answer then only has to copy the letter of the option
+    flagged right; without these signals a small decoder sat at chance on letters for hundreds
+    of steps while it learned option likelihoods (PS) from the same images."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.match = nn.Linear(hidden, 1)
+        self.which = nn.Linear(hidden, 1)
+
+
+def _option_targets(chunk: Sequence[Encoded], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token: right option (1/0, -1 elsewhere) and displayed position (1 for B)."""
+    match = torch.full((len(chunk), length), -1.0)
+    which = torch.zeros((len(chunk), length))
+    for row, enc in enumerate(chunk):
+        for label, (start, end) in zip(OPTION_LABELS, enc.option_spans):
+            match[row, start:end] = float(label == enc.example.correct)
+            which[row, start:end] = float(label == "B")
+    return match, which
+
+
+def answer_loss_sum(model, batch: Mapping[str, torch.Tensor], chunk: Sequence[Encoded] = (),
+                    features: VisionFeatureCache | None = None, heads: OptionHeads | None = None,
+                    aux_weight: float = 0.0, aux_layer: int = 2) -> torch.Tensor:
+    """Sum over the batch's examples of each example's mean answer-token loss (plus, with
+    ``heads``, the option-level auxiliary losses of letter prompts).
 
     Short answers weigh as much as long sentences, so the one decisive letter is not drowned by
-    finding sentences. Logits are computed only where there is an answer token.
+    finding sentences. Logits are computed only where there is an answer token. With
+    ``features`` the vision tower is skipped: its cached outputs go through the projector into
+    the image-token slots, exactly as ``LlavaModel`` places them.
     """
-    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         pixel_values=batch["pixel_values"]).last_hidden_state
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    want_states = heads is not None and aux_weight > 0
+    if features is None:
+        out = model.model(input_ids=ids, attention_mask=mask, pixel_values=batch.get("pixel_values"),
+                          output_hidden_states=want_states)
+    else:
+        embeds = model.get_input_embeddings()(ids)
+        slots = (ids == model.config.image_token_id).unsqueeze(-1).expand_as(embeds)
+        if slots.any():
+            image = features.projected([img for enc in chunk for img in enc.images])
+            embeds = embeds.masked_scatter(slots, image.reshape(-1, image.shape[-1]).to(embeds.dtype))
+        out = model.model.language_model(inputs_embeds=embeds, attention_mask=mask,
+                                         output_hidden_states=want_states)
+    hidden = out.last_hidden_state
     labels = batch["labels"][:, 1:]
     where = labels != IGNORE_INDEX
     logits = model.lm_head(hidden[:, :-1][where]).float()
@@ -265,7 +404,18 @@ def answer_loss_sum(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     rows = where.nonzero()[:, 0]
     per_example = torch.zeros(labels.shape[0]).index_add(0, rows, token_loss)
     counts = torch.zeros(labels.shape[0]).index_add(0, rows, torch.ones_like(token_loss))
-    return (per_example / counts.clamp(min=1)).sum()
+    total = (per_example / counts.clamp(min=1)).sum()
+    if want_states and any(enc.option_spans for enc in chunk):
+        match, which = _option_targets(chunk, ids.shape[1])
+        on = match >= 0
+        states = out.hidden_states
+        match_loss = nn.functional.binary_cross_entropy_with_logits(
+            heads.match(states[min(aux_layer, len(states) - 1)][on]).squeeze(-1), match[on])
+        which_loss = nn.functional.binary_cross_entropy_with_logits(
+            heads.which(states[1][on]).squeeze(-1), which[on])
+        letter_rows = sum(1 for enc in chunk if enc.option_spans)
+        total = total + aux_weight * (match_loss + which_loss) * letter_rows
+    return total
 
 
 def micro_batches(encoded: Sequence[Encoded], token_budget: int) -> list[list[Encoded]]:
@@ -357,8 +507,10 @@ class Trainer:
         if self.state_path is None:
             return
         tmp = self.state_path.with_suffix(".tmp")
+        heads = self._heads
         torch.save({"fingerprint": self.settings.fingerprint(), "step": step,
-                    "model": self.model.state_dict(), "optim": optim.state_dict(),
+                    "model": self.model.state_dict(), "heads": heads.state_dict(),
+                    "optim": optim.state_dict(),
                     "sampler_rng": sampler.rng.getstate(), "rng": rng.getstate(),
                     "torch_rng": torch.get_rng_state(), "log": asdict(self.log)}, tmp)
         tmp.replace(self.state_path)
@@ -385,7 +537,8 @@ class Trainer:
             bar = bar_factory(total=s.stage1.steps, desc="stage 1 (vision)")
             self.log.stage1_accuracy = train_stage_one(
                 self.model, self.images, self.train_items, s.stage1, s.seed,
-                heldout=self.heldout_items, progress=lambda step, info: _advance(bar, info))
+                heldout=self.heldout_items, progress=lambda step, info: _advance(bar, info),
+                text_ids=self.encoder.text_ids)
             _close(bar)
             self.log.stage1_seconds = time.perf_counter() - start
         return self._stage_two(heldout, state, bar_factory)
@@ -393,7 +546,14 @@ class Trainer:
     def _stage_two(self, heldout: list[Example], state: dict | None, bar_factory) -> TrainLog:
         s, cfg = self.settings, self.settings.stage2
         model = self.model
-        optim = torch.optim.AdamW(_param_groups(model, cfg))
+        if cfg.freeze_vision:
+            model.model.vision_tower.requires_grad_(False)
+        heads = OptionHeads(model.config.text_config.hidden_size)
+        groups = [g for g in _param_groups(model, cfg) if g["params"]]
+        groups.append({"params": list(heads.parameters()), "lr": cfg.lr, "base_lr": cfg.lr,
+                       "weight_decay": 0.0})
+        optim = torch.optim.AdamW(groups)
+        self._heads = heads
         sampler = QuerySampler(self.train_items, p_correct_first=s.p_correct_first,
                                strategy_weights=s.strategy_weights,
                                system_prompts=s.system_prompts, max_shots=s.max_shots,
@@ -402,6 +562,7 @@ class Trainer:
         first = 0
         if state is not None:
             model.load_state_dict(state["model"])
+            heads.load_state_dict(state["heads"])
             optim.load_state_dict(state["optim"])
             sampler.rng.setstate(state["sampler_rng"])
             rng.setstate(state["rng"])
@@ -409,22 +570,30 @@ class Trainer:
             for key, value in state["log"].items():
                 setattr(self.log, key, value)
             first = self.log.resumed_from = state["step"]
+        features = None
+        if cfg.freeze_vision:  # after a resumed state is loaded: features of its tower
+            features = VisionFeatureCache(model, self.images)
+            features.add([item.image for item in self.train_items])
+        pairs = _pairs_of(self.train_items)  # both images of a pair asked the same way
         modes = [m for m in MODES if s.mode_weights.get(m, 0) > 0]
         weights = [s.mode_weights[m] for m in modes]
         pad = self.processor.tokenizer.pad_token_id
         start = time.perf_counter() - self.log.stage2_seconds
-        bar = bar_factory(total=cfg.steps, initial=first, desc="stage 2 (end to end)")
+        bar = bar_factory(total=cfg.steps, initial=first, desc="stage 2 (decoder)" if cfg.freeze_vision
+                          else "stage 2 (end to end)")
         running = None
         model.train()
         for step in range(first, cfg.steps):
-            items = rng.choices(self.train_items, k=cfg.batch_size)
-            names = rng.choices(modes, weights=weights, k=cfg.batch_size)
-            examples = build_examples(self.modes, sampler, items, names)
+            groups = rng.sample(pairs, min(len(pairs), max(1, cfg.batch_size // 2)))
+            names = rng.choices(modes, weights=weights, k=len(groups))
+            examples = build_group_examples(self.modes, sampler, groups, names)
             encoded = [self.encoder.encode(e) for e in examples]
             optim.zero_grad(set_to_none=True)
             total = 0.0
             for chunk in micro_batches(encoded, cfg.token_budget):
-                loss = answer_loss_sum(model, collate(chunk, self.images, pad)) / len(encoded)
+                batch = collate(chunk, self.images, pad, pixels=features is None)
+                loss = answer_loss_sum(model, batch, chunk, features, heads, cfg.aux_weight,
+                                       cfg.aux_layer) / len(encoded)
                 loss.backward()
                 total += loss.item()
             factor = _cosine(step, cfg.steps, cfg.warmup_steps)
