@@ -138,7 +138,7 @@ class SaliencyRun:
                  under_probes: bool = True, probe_pairs: int | None = None,
                  conditions: Sequence[str] | None = None, sign: str = "absolute",
                  smooth: float = 0.02, tolerance: float = 0.05, corr_grid: int = 32,
-                 overlays: bool = True) -> None:
+                 overlays: bool = True, if_unsupported: str = "error") -> None:
         if not isinstance(method, ImageExplainer):
             raise ConfigError("explain.method: must build an image attribution method "
                               "(explain.IntegratedGradients or explain.Occlusion)")
@@ -150,6 +150,9 @@ class SaliencyRun:
             raise ConfigError(f"explain.target: {target!r} is not one of chosen, correct")
         if probe_pairs is not None and (isinstance(probe_pairs, bool) or probe_pairs < 0):
             raise ConfigError(f"explain.probe_pairs: must be null or >= 0, got {probe_pairs!r}")
+        if if_unsupported not in ("error", "skip"):
+            raise ConfigError(f"explain.if_unsupported: {if_unsupported!r} is not one of "
+                              "error, skip")
         for name, value in (("smooth", smooth), ("tolerance", tolerance)):
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ConfigError(f"explain.{name}: a fraction of the image side in [0, 1), "
@@ -168,6 +171,9 @@ class SaliencyRun:
         self.tolerance = float(tolerance)
         self.corr_grid = int(corr_grid)
         self.overlays = bool(overlays)
+        # "skip": a model or mode the method cannot explain gets one log line instead of an
+        # error (the default experiment's saliency must not break runs of API models)
+        self.if_unsupported = if_unsupported
 
     @property
     def name(self) -> str:
@@ -193,7 +199,13 @@ class SaliencyRun:
                 conditions: Sequence[str] = ()) -> dict[str, Any]:
         """Explain the selected pairs; write outputs under ``run_dir/saliency``; the summary."""
         started = time.perf_counter()
-        self.check(adapter, mode)
+        try:
+            self.check(adapter, mode)
+        except ConfigError as err:
+            if self.if_unsupported != "skip":
+                raise
+            log.warning("saliency skipped: %s", err)
+            return {}
         pairs = [p for p in select_pairs(benchmark, self.pairs, self.select, self.pair_ids)
                  if (p.pair_id, 1) in clean_queries and (p.pair_id, 2) in clean_queries]
         if not pairs:

@@ -89,7 +89,7 @@ def test_default_config_is_the_offline_default_experiment():
     choices = cfg.hydra.runtime.choices
     assert choices["dataset"] == "phantom" and choices["model"] == "reference"
     assert choices["mode"] == "mc" and choices["prompt"] == "direct"
-    assert choices["logger"] == "wandb" and choices["explain"] == "none"
+    assert choices["logger"] == "wandb" and choices["explain"] == "default"
     assert choices["hydra/launcher"] == "basic"
     assert "option_swap" in cfg.probe and len(cfg.probe) >= 3
     assert cfg.logger.mode == "offline"

@@ -124,8 +124,35 @@ def test_pair_selection(phantom):
         select_pairs(bench, 1, pair_ids=["nope"])
 
 
+def test_a_model_the_method_cannot_explain_fails_or_is_skipped_as_configured(phantom, tmp_path):
+    """Integrated Gradients needs gradients: a scores-only model is a one-line config error when
+    asked for explicitly, and skipped (no saliency block) under the default experiment's
+    ``if_unsupported: skip``."""
+    bench, queries = phantom
+    model = FormulaAdapter(lambda px, text: px.mean() / 100.0)
+    answers = {k: answer(q, "A") for k, q in queries.items()}
+    with pytest.raises(ConfigError):
+        SaliencyRun(IntegratedGradients(), pairs=1).explain(
+            model, GreedyDecodingMode(), bench, queries, answers, tmp_path)
+    skipped = SaliencyRun(IntegratedGradients(), pairs=1, if_unsupported="skip").explain(
+        model, GreedyDecodingMode(), bench, queries, answers, tmp_path)
+    assert skipped == {} and not (tmp_path / "saliency").exists()
+
+
+def test_the_default_experiment_explains_a_few_pairs_and_skips_what_it_cannot():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose(config_name="config")
+    run = instantiate(cfg.explain, _convert_="all")
+    assert isinstance(run.method, IntegratedGradients) and 1 <= run.pairs <= 4
+    assert run.if_unsupported == "skip"
+
+
 @pytest.mark.parametrize("kwargs", [{"pairs": 0}, {"select": "best"}, {"target": "wrong"},
-                                    {"sign": "signed"}, {"tolerance": 2.0}])
+                                    {"sign": "signed"}, {"tolerance": 2.0},
+                                    {"if_unsupported": "ignore"}])
 def test_bad_settings_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
         SaliencyRun(Occlusion(), **kwargs)
