@@ -18,6 +18,7 @@ CONF = ROOT / "conf"
 # Held-out check set: an evaluation seed (< 1000) other than the model card's seed 0.
 CHECK_SEED, CHECK_PAIRS = 3, 24
 TOLERANCE = 20.0  # points of set accuracy: 24 pairs give a standard error of ~7 points
+FLOOR = 50.0  # set accuracy (%) the shipped reference must reach on the check set (MC, GD, PS)
 
 
 def _card(name: str) -> dict:
@@ -238,3 +239,17 @@ def test_shipped_reference_matches_its_card_on_held_out_pairs(shipped_results, m
     measured = shipped_results["reference"][mode]["overall"]["set_accuracy"]
     card = _card("reference")["evaluation"]["results"][mode]["overall"]["set_accuracy"]
     assert abs(measured - card) <= TOLERANCE, (measured, card)
+    assert measured >= FLOOR, measured
+
+
+@pytest.mark.slow
+def test_biased_variant_prefers_option_a_far_more_than_the_reference(shipped_results):
+    for mode in ("mc", "gd"):
+        ref = shipped_results["reference"][mode]
+        biased = shipped_results["reference_biased"][mode]
+        # the reference answers by content: A about half the time, in both orders
+        assert 30.0 <= ref["a_share"] <= 70.0 and 30.0 <= ref["swapped"]["a_share"] <= 70.0
+        # the biased variant keeps choosing A when the options are swapped
+        assert biased["swapped"]["a_share"] >= ref["swapped"]["a_share"] + 20.0
+        assert biased["a_share"] + biased["swapped"]["a_share"] >= \
+            ref["a_share"] + ref["swapped"]["a_share"] + 30.0

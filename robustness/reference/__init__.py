@@ -11,7 +11,7 @@ from pathlib import Path
 from robustness.errors import ConfigError
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-SHIPPED = ("reference",)  # reference_biased: not trained yet (issue 5 open)
+SHIPPED = ("reference", "reference_biased")
 
 
 def checkpoint_path(name: str = "reference") -> str:
