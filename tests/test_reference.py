@@ -133,6 +133,36 @@ def test_biased_sampler_puts_the_answer_at_a(check_set):
     assert 0.4 < share["fair"] < 0.6 and 0.82 < share["biased"] < 0.94
 
 
+def test_ff_statements_are_credited_by_the_lexical_judge_whatever_wording_a_pair_uses(tmp_path):
+    """FF targets come from training pairs only, depend on the question and the finding alone,
+    and the offline judge picks the right option for held-out pairs from them (a model that
+    learned them perfectly would be right on every image)."""
+    from robustness.metrics import threshold_choice
+    from robustness.modes.judge import LexicalJudge, parse_judge_scores
+    from robustness.reference.data import pair_images, phantom_split
+    from robustness.reference.examples import FindingStatements, finding_sentence
+
+    train = pair_images([phantom_split(tmp_path, seed=1000 + k, pairs=44) for k in range(3)])
+    statements = FindingStatements(train)
+    judge = LexicalJudge()
+    held_out = pair_images([phantom_split(tmp_path, seed=CHECK_SEED, pairs=44)])
+    spoken = right = 0
+    said_of: dict[tuple[str, int], str] = {}
+    for item in held_out:
+        query = type("Q", (), {"question": item.pair.question})()
+        said = statements.say(item, query)
+        wanted = finding_sentence(item.pair.options["AB".index(item.correct)])
+        if said is None or wanted not in said:  # a wording these few training pairs lack
+            continue
+        spoken += 1
+        said_of[item.key] = said
+        scores = parse_judge_scores(judge.reply(item.pair.options, said))
+        right += threshold_choice(scores["A"], scores["B"], 3) == item.correct
+    assert spoken >= 0.3 * len(held_out) and right == spoken
+    for (pair_id, index), said in said_of.items():  # the pair's images: opposite findings
+        assert said_of.get((pair_id, 3 - index), "") != said
+
+
 # --------------------------------------------------------------------------- training command
 
 

@@ -7,7 +7,8 @@ order and prompting strategy), the request the real answering mode renders for i
 - MC and GD: the displayed letter of the right option (MC ``cot``: the right option restated
   as the reasoning, then ``Answer: <letter>``: find the finding, then the letter it sits at);
 - PS: the right option's continuation, exactly as the PS mode scores it;
-- FF: a short finding sentence that restates the right option.
+- FF: short finding sentences: the right finding in each wording the training pairs give it
+  under the asked question (see :class:`FindingStatements`).
 
 The display order is where the biased variant differs: with ``p_correct_first`` = 0.5 the right
 option is at A half the time (position carries no signal); the biased variant uses ~0.88.
@@ -18,6 +19,7 @@ probe does, so the model answers both wordings.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -107,8 +109,9 @@ def finding_sentence(option_text: str) -> str:
 
 
 def mode_target(mode: str, strategy: str, query: Query, request: Request,
-                caption: str = "") -> str:
-    """The answer text the model should produce for ``request`` (see the module docstring)."""
+                caption: str = "", statement: str | None = None) -> str:
+    """The answer text the model should produce for ``request`` (see the module docstring);
+    ``statement``: the free-form finding for FF (default: the right option restated)."""
     letter = query.correct
     finding = finding_sentence(query.options[OPTION_LABELS.index(letter)])
     if mode in ("mc", "gd"):
@@ -123,8 +126,42 @@ def mode_target(mode: str, strategy: str, query: Query, request: Request,
                 return text
         return continuations[OPTION_LABELS.index(letter)]
     if mode == "ff":
-        return finding
+        return statement or finding
     raise ValueError(f"unknown mode {mode!r}")
+
+
+class FindingStatements:
+    """FF answers: every wording the training pairs give the right finding under this question.
+
+    FF shows the question without options, and the same question comes with different option
+    wordings in different pairs ("Left-sided pleural effusion" / "The left side"), so restating
+    one pair's option asks the model to guess a wording it cannot see. Instead it learns to state
+    the finding in each of the question's wordings (most frequent first), a target fixed by the
+    question and the image alone, which an option-overlap judge credits whichever wording the
+    asked pair uses.
+    """
+
+    def __init__(self, images: Sequence[PairImage], limit: int = 3) -> None:
+        self.limit = limit
+        self._wordings: dict[tuple[str, str], Counter] = {}
+        for item in images:
+            pair = item.pair
+            versions = [(pair.question, pair.options)]
+            if pair.ai_question and all(pair.ai_options):
+                versions.append((pair.ai_question, pair.ai_options))
+            for question, options in versions:
+                for label, cls in zip(OPTION_LABELS, item.answer_classes):
+                    text = options[OPTION_LABELS.index(label)]
+                    self._wordings.setdefault((question, cls), Counter())[text] += 1
+
+    def say(self, item: PairImage, query: Query) -> str | None:
+        """The FF target for ``query`` about ``item`` (None: no wordings known)."""
+        cls = item.answer_classes[OPTION_LABELS.index(item.correct)]
+        counts = self._wordings.get((query.question, cls))
+        if not counts:
+            return None
+        ranked = sorted(counts, key=lambda text: (-counts[text], text))[:self.limit]
+        return " ".join(finding_sentence(text) for text in ranked)
 
 
 class QuerySampler:
@@ -145,6 +182,7 @@ class QuerySampler:
         self.max_shots = max_shots
         self.p_paraphrase = p_paraphrase
         self.rng = random.Random(seed)
+        self.statements = FindingStatements(self.images)
 
     def strategy_for(self, mode: str) -> str:
         allowed = [s for s in STRATEGIES_BY_MODE[mode] if self.strategy_weights.get(s, 0) > 0]
@@ -225,7 +263,8 @@ def build_group_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampl
     for (mode, strategy), batch in planned.items():
         requests = record_requests(modes[mode], [q for _, q in batch])
         for (item, query), request in zip(batch, requests):
-            target = mode_target(mode, strategy, query, request, item.caption)
+            statement = sampler.statements.say(item, query) if mode == "ff" else None
+            target = mode_target(mode, strategy, query, request, item.caption, statement)
             examples.append(Example(mode=mode, strategy=strategy, request=request, target=target,
                                     correct=query.correct, family=item.family, key=item.key,
                                     options=tuple(query.options)))
