@@ -30,6 +30,7 @@ import numpy as np
 from robustness.data.types import OPTION_LABELS, OptionLabel, other_label
 from robustness.errors import ConfigError
 from robustness.models.base import ModelAdapter
+from robustness.models.hf import split_continuation
 from robustness.modes.base import AnsweringMode
 from robustness.modes.query import Query
 
@@ -199,18 +200,7 @@ class WhiteBoxScorer:
 
         loaded = self.loaded
         tok = loaded.tokenizer
-        suffix = loaded.family.processor_text_suffix
-        a = tok.encode(prefix + suffix, add_special_tokens=False)
-        b = tok.encode(prefix + suffix + answer, add_special_tokens=False)
-        common = 0
-        for x, y in zip(a, b):
-            if x != y:
-                break
-            common += 1
-        tail = b[common:]
-        if not tail:
-            raise ValueError(f"continuation {answer!r} adds no token to the prompt")
-        trim = len(a) - common
+        tail, trim = split_continuation(tok, prefix + loaded.family.processor_text_suffix, answer)
         ids = text["input_ids"]
         length = ids.shape[1]
         keep = length - trim

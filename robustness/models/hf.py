@@ -176,6 +176,22 @@ def _one_line(err: BaseException) -> str:
 # --------------------------------------------------------------------------- adapter
 
 
+def split_continuation(tokenizer, prompt_text: str, answer: str) -> tuple[list[int], int]:
+    """Tokens of ``answer`` as scored after ``prompt_text``: the tokenisation of prompt + answer
+    beyond its common part with the prompt's, and how many trailing prompt tokens merge into the
+    answer (usually 0). Raises ``ValueError`` when the answer adds no token."""
+    a = tokenizer.encode(prompt_text, add_special_tokens=False)
+    b = tokenizer.encode(prompt_text + answer, add_special_tokens=False)
+    common = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        common += 1
+    if common == len(b):
+        raise ValueError(f"continuation {answer!r} adds no token to the prompt")
+    return b[common:], len(a) - common
+
+
 class HFAdapter(ModelAdapter):
     """A Hugging Face vision-language model answering whole lists of requests in batches.
 
@@ -654,18 +670,10 @@ class HFAdapter(ModelAdapter):
         prefixes, cont_ids, trims = [], [], []
         for cont in request.continuations:
             prefix, answer = self.render_with_answer(request.prompt, cont)
-            a = tok.encode(prefix + suffix, add_special_tokens=False)
-            b = tok.encode(prefix + suffix + answer, add_special_tokens=False)
-            common = 0
-            for x, y in zip(a, b):
-                if x != y:
-                    break
-                common += 1
-            if common == len(b):
-                raise ValueError(f"continuation {cont!r} adds no token to the prompt")
+            ids, trim = split_continuation(tok, prefix + suffix, answer)
             prefixes.append(prefix)
-            cont_ids.append(b[common:])
-            trims.append(len(a) - common)
+            cont_ids.append(ids)
+            trims.append(trim)
         shared = len(set(prefixes)) == 1 and not any(trims)
         return _ScorePlan(prefix=prefixes[0], prefixes=prefixes, cont_ids=cont_ids, trims=trims,
                           shared=shared)
