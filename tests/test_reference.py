@@ -163,6 +163,65 @@ def test_ff_statements_are_credited_by_the_lexical_judge_whatever_wording_a_pair
         assert said_of.get((pair_id, 3 - index), "") != said
 
 
+# --------------------------------------------------------------------------- training parts
+
+
+def test_pooled_answer_term_scores_a_finding_alike_wherever_it_lies():
+    import torch
+
+    from robustness.reference.train import VisionHead
+
+    torch.manual_seed(0)
+    head = VisionHead(hidden=6, patches=4, n_classes=3, n_findings=2, dim=2, pooled=True)
+    torch.nn.init.zeros_(head.answer.weight)  # keep only the position-invariant term
+    finding = torch.randn(6) * 3
+    here, there = torch.zeros(1, 4, 6), torch.zeros(1, 4, 6)
+    here[0, 0], there[0, 3] = finding, finding
+    assert torch.allclose(head(here)[0], head(there)[0])
+    flat_only = VisionHead(hidden=6, patches=4, n_classes=3, n_findings=2, dim=2, pooled=False)
+    assert not torch.allclose(flat_only(here)[0], flat_only(there)[0])  # position counts there
+
+
+def test_augment_is_seeded_shape_preserving_and_off_by_default():
+    import torch
+
+    from robustness.reference.augment import Augment
+
+    pixels = torch.randn(3, 3, 16, 16)
+    assert Augment()(pixels, torch.Generator().manual_seed(0)) is pixels
+    aug = Augment(shift=2, contrast=0.1, brightness=0.1, noise=0.05)
+    one = aug(pixels, torch.Generator().manual_seed(1))
+    assert one.shape == pixels.shape and not torch.equal(one, pixels)
+    assert torch.equal(one, aug(pixels, torch.Generator().manual_seed(1)))
+    shifted = Augment(shift=2)(pixels, torch.Generator().manual_seed(2))
+    for out, src in zip(shifted, pixels):  # each image is its input moved by at most 2 pixels
+        assert any(torch.equal(out[:, 2:-2, 2:-2], src[:, 2 + dy:14 + dy, 2 + dx:14 + dx])
+                   for dy in range(-2, 3) for dx in range(-2, 3))
+    with pytest.raises(ValueError, match="augment.shift"):
+        Augment(shift=-1)
+
+
+def test_cached_vision_features_drop_out_only_while_training():
+    import torch
+
+    from robustness.reference.train import VisionFeatureCache
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = torch.nn.Module()
+            self.model.multi_modal_projector = torch.nn.Identity()
+
+    model = Model()
+    cache = VisionFeatureCache(model, images=None, dropout=0.5)
+    image = type("Img", (), {"digest": "x"})()
+    cache._features["x"] = [torch.ones(10, 8, dtype=torch.float16)]
+    model.train()
+    assert (cache.projected([image]) == 0).any()
+    model.eval()
+    assert torch.equal(cache.projected([image]), torch.ones(1, 10, 8))
+
+
 # --------------------------------------------------------------------------- training command
 
 

@@ -46,12 +46,14 @@ def build_modes(cfg) -> dict[str, Any]:
 
 def train_settings(cfg):
     """``TrainSettings`` from the config (bad values: one line naming the field)."""
+    from robustness.reference.augment import Augment
     from robustness.reference.train import StageOne, StageTwo, TrainSettings
 
     try:
         return TrainSettings(
             seed=int(cfg.seed), threads=int(cfg.threads),
             stage1=StageOne(**_plain(cfg.stage1)), stage2=StageTwo(**_plain(cfg.stage2)),
+            augment=Augment(**(_plain(cfg.get("augment")) or {})),
             mode_weights=dict(_plain(cfg.mix.modes)),
             strategy_weights=dict(_plain(cfg.mix.strategies)),
             p_correct_first=float(cfg.bias), p_paraphrase=float(cfg.mix.paraphrase),
