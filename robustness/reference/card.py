@@ -78,11 +78,13 @@ def render_card(info: Mapping[str, Any]) -> str:
         "trained on.",
         f"- Answer position: the right answer shown at option A {100 * info['bias']:.0f}% of the time.",
         "- Recipe: stage 1 pre-trains the vision tower and projector on finding labels (each "
-        "image's answer among its pair's two options, and per patch the finding from the ground-"
-        "truth mask); stage 2 trains everything end to end on every mode's answer format "
+        "image's answer among its pair's two options, from a position-aware and a pooled "
+        "per-patch term; per patch the finding from the ground-truth mask and the patch's own "
+        "row and column; the CLS token aligned with the right option's word embeddings); stage 2 "
+        "freezes the tower and trains the projector and decoder on every mode's answer format "
         "(letters for MC/GD with options in random order, option texts for PS, finding sentences "
         "for FF, `cot`/few-shot/persona prompts, AI paraphrases), rendered by the toolkit's own "
-        "mode classes.",
+        "mode classes, with auxiliary option-level heads in letter prompts. Settings: see Config.",
         f"- Parameters: {info['parameters']:,}; vocabulary: {info['vocabulary']} words "
         f"(word-level, unknown words → `[UNK]`); {info['image_tokens']} image tokens per image.",
         f"- Training time: {t['total_wall_s'] / 60:.1f} min wall, {t['total_cpu_s'] / 60:.1f} min "

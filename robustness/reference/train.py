@@ -56,7 +56,7 @@ from robustness.reference.examples import (
 class StageOne:
     """Vision pre-training on finding labels (stage 1)."""
 
-    steps: int = 1500
+    steps: int = 2200
     lr: float = 2e-3
     batch_size: int = 64  # images; batches hold both images of each pair
     dense_weight: float = 2.0  # weight of the per-patch finding loss beside the answer loss
@@ -64,14 +64,14 @@ class StageOne:
     head_dim: int = 8
     p_paraphrase: float = 0.3  # share of alignment targets worded with the AI paraphrase
     pooled: bool = True  # add a position-invariant (pooled per-patch) term to the answer head
-    position_weight: float = 0.0  # weight of "which row and column am I" per patch feature
+    position_weight: float = 0.5  # weight of "which row and column am I" per patch feature
 
 
 @dataclass(frozen=True)
 class StageTwo:
     """End-to-end training on every answer format (stage 2)."""
 
-    steps: int = 1000
+    steps: int = 650
     lr: float = 2e-3
     vision_lr: float = 3e-4  # used only when the tower is not frozen
     batch_size: int = 32  # examples: both images of batch_size / 2 pairs
@@ -82,7 +82,7 @@ class StageTwo:
     freeze_vision: bool = True  # keep stage 1's vision tower; its outputs are computed once
     aux_weight: float = 1.0  # weight of the option-level auxiliary losses in letter prompts
     aux_layer: int = 2  # decoder layer whose output states say which option is right
-    feature_dropout: float = 0.0  # dropout on the cached vision features (against memorising)
+    feature_dropout: float = 0.1  # dropout on the cached vision features (against memorising)
     feature_views: int = 1  # cached tower outputs per image: the image plus augmented views
 
 
