@@ -8,26 +8,18 @@ choice still maps back to the pair's original labels and scores against the same
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from attacks.base import (Answers, Condition, Probe, ProbeContext, Queries, QueryKey,
                           index_by_key, percent, truth)
-from robustness.data.types import OPTION_LABELS, Choice, OptionLabel, Pair, other_label
-from robustness.modes.query import Answer, Query
+from robustness.data.types import OPTION_LABELS, Choice, OptionLabel, Pair
+from robustness.modes.query import Answer, Query, swap_options
 
 # Keys of ``Answer.raw`` that carry per-letter scores, keyed by *displayed* letter, as the
 # modes write them: GD ``letter_probs`` (softmax over the letters) and ``letter_logprobs``;
 # PS ``option_scores`` (normalised log-likelihoods of the option texts).
 PROBABILITY_KEYS = ("letter_probs",)
 LOG_SCORE_KEYS = ("letter_logprobs", "option_scores")
-
-
-def swap_options(query: Query) -> Query:
-    """``query`` with its two options in the opposite displayed order, truth remapped."""
-    return replace(query, options=(query.options[1], query.options[0]),
-                   label_map=(query.label_map[1], query.label_map[0]),
-                   correct=other_label(query.correct))
 
 
 class OptionSwap(Probe):

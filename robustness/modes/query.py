@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from robustness.data.types import OPTION_LABELS, Choice, OptionLabel, Pair
+from robustness.data.types import OPTION_LABELS, Choice, OptionLabel, Pair, other_label
 from robustness.models.base import ImageInput
 
 
@@ -62,6 +62,13 @@ def clean_queries(pair: Pair, images: tuple[ImageInput, ImageInput]) -> tuple[Qu
               options=pair.options, correct=pair.correct[i])
         for i in range(2)
     )
+
+
+def swap_options(query: Query) -> Query:
+    """``query`` with its two options in the opposite displayed order, truth remapped."""
+    return replace(query, options=(query.options[1], query.options[0]),
+                   label_map=(query.label_map[1], query.label_map[0]),
+                   correct=other_label(query.correct))
 
 
 @dataclass

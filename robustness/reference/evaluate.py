@@ -10,18 +10,17 @@ both ways; one that prefers A stays high after the swap while its accuracy colla
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from robustness.data.types import Benchmark, Pair, other_label
+from robustness.data.types import Benchmark, Pair
 from robustness.metrics import score_pairs
 from robustness.models.base import ImageInput, ModelAdapter
 from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Answer, Query, clean_queries
+from robustness.modes.query import Answer, Query, clean_queries, swap_options
 from robustness.reference.data import pair_family
+from robustness.reference.examples import LETTER_MODES
 
-LETTER_MODES = ("mc", "gd")  # modes whose answers are displayed letters (position matters)
 
 
 def benchmark_queries(benchmark: Benchmark) -> list[Query]:
@@ -33,13 +32,6 @@ def benchmark_queries(benchmark: Benchmark) -> list[Query]:
         images = (ImageInput.open(pair.images[0]), ImageInput.open(pair.images[1]))
         queries.extend(clean_queries(pair, images))
     return queries
-
-
-def swapped(query: Query) -> Query:
-    """``query`` with its two options shown in the other order (the truth follows its option)."""
-    return replace(query, options=(query.options[1], query.options[0]),
-                   label_map=(query.label_map[1], query.label_map[0]),
-                   correct=other_label(query.correct))
 
 
 def a_share(answers: Sequence[Answer]) -> float:
@@ -76,7 +68,7 @@ def evaluate_adapter(adapter: ModelAdapter, benchmark: Benchmark,
         entry["a_share"] = round(a_share(answers), 2)
         entry["seconds"] = round(time.perf_counter() - start, 1)
         if name in swap_modes:
-            flipped = mode.answer(adapter, [swapped(q) for q in queries])
+            flipped = mode.answer(adapter, [swap_options(q) for q in queries])
             entry["swapped"] = {
                 "set_accuracy": round(score_answers(pairs, flipped)["overall"]["set_accuracy"], 2),
                 "a_share": round(a_share(flipped), 2),
