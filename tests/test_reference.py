@@ -201,6 +201,27 @@ def test_augment_is_seeded_shape_preserving_and_off_by_default():
         Augment(shift=-1)
 
 
+def test_both_orders_asks_each_letter_question_swapped_in_the_same_step(modes, check_set):
+    from robustness.reference.data import pair_images
+    from robustness.reference.examples import QuerySampler, build_group_examples
+    from robustness.reference.train import TrainSettings
+
+    items = pair_images([check_set])[:2]  # both images of the first pair
+    sampler = QuerySampler(items, seed=0)
+    examples = build_group_examples(modes, sampler, [items], ["mc"], both_orders=("mc", "gd"))
+    assert len(examples) == 4
+    by_image: dict[str, list] = {}
+    for example in examples:
+        by_image.setdefault(example.key, []).append(example)
+    for given, swapped in by_image.values():
+        assert swapped.options == given.options[::-1] and swapped.correct != given.correct
+    plain = build_group_examples(modes, QuerySampler(items, seed=0), [items], ["ps"],
+                                 both_orders=("mc", "gd"))
+    assert len(plain) == 2  # option-text modes are asked once
+    with pytest.raises(ValueError, match="both_orders"):
+        TrainSettings(both_orders=True, p_correct_first=0.88)
+
+
 def test_cached_vision_features_drop_out_only_while_training():
     import torch
 

@@ -22,16 +22,17 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from robustness.data.types import OPTION_LABELS, OptionLabel, Pair, other_label
 from robustness.models.base import ImageInput
 from robustness.modes.base import AnsweringMode
 from robustness.modes.prompts import PAPER_PERSONA
-from robustness.modes.query import FewShotExample, Query
+from robustness.modes.query import FewShotExample, Query, swap_options
 from robustness.reference.recording import Request, record_requests
 
 MODES: tuple[str, ...] = ("mc", "gd", "ps", "ff")
+LETTER_MODES: tuple[str, ...] = ("mc", "gd")  # answers are displayed letters: position matters
 # Strategies a mode cannot serve fall back to ``direct`` (GD and PS have no reasoning step).
 STRATEGIES_BY_MODE: Mapping[str, tuple[str, ...]] = {
     "mc": ("direct", "cot", "few_shot", "persona"),
@@ -250,15 +251,22 @@ def build_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampler,
 
 def build_group_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampler,
                          groups: Sequence[Sequence[PairImage]],
-                         mode_names: Sequence[str]) -> list[Example]:
+                         mode_names: Sequence[str],
+                         both_orders: Collection[str] = ()) -> list[Example]:
     """Examples for groups of images of one pair (each group: one mode, one strategy, one
     wording), rendered by the real modes in one batch per (mode, strategy). Asking both images
-    of a pair the same question side by side shows training that only the image decides."""
+    of a pair the same question side by side shows training that only the image decides.
+
+    For modes in ``both_orders`` every query is also asked with its options swapped, so within
+    one step the right letter flips with the options' order as well as with the image: the
+    letter can only come from matching the image to the options' texts."""
     planned: dict[tuple[str, str], list[tuple[PairImage, Query]]] = {}
     for group, mode in zip(groups, mode_names):
         strategy = sampler.strategy_for(mode)
         for item, query in zip(group, sampler.pair_queries(group, strategy)):
             planned.setdefault((mode, strategy), []).append((item, query))
+            if mode in both_orders:
+                planned[(mode, strategy)].append((item, swap_options(query)))
     examples: list[Example] = []
     for (mode, strategy), batch in planned.items():
         requests = record_requests(modes[mode], [q for _, q in batch])

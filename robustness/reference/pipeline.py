@@ -58,6 +58,7 @@ def train_settings(cfg):
             strategy_weights=dict(_plain(cfg.mix.strategies)),
             p_correct_first=float(cfg.bias), p_paraphrase=float(cfg.mix.paraphrase),
             max_shots=int(cfg.mix.max_shots),
+            both_orders=bool(cfg.mix.get("both_orders", False)),
             eval_every=int(cfg.eval_every), save_every=int(cfg.save_every))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"conf/train_reference.yaml: {err}") from None

@@ -42,6 +42,7 @@ from robustness.reference.encoding import (
     collate,
 )
 from robustness.reference.examples import (
+    LETTER_MODES,
     MODES,
     SYSTEM_PROMPTS,
     Example,
@@ -103,6 +104,7 @@ class TrainSettings:
     p_correct_first: float = 0.5  # share of answers shown at option A (0.5: no position signal)
     p_paraphrase: float = 0.15  # share of queries worded with the pair's AI paraphrase
     max_shots: int = 2  # few-shot prompts carry 1..max_shots worked examples
+    both_orders: bool = False  # letter questions (MC, GD) asked in both option orders per step
     eval_every: int = 100
     save_every: int = 200
 
@@ -112,6 +114,9 @@ class TrainSettings:
             raise ValueError(f"unknown modes in mode_weights: {sorted(unknown)}")
         if not any(w > 0 for w in self.mode_weights.values()):
             raise ValueError("mode_weights needs at least one positive weight")
+        if self.both_orders and self.p_correct_first != 0.5:
+            raise ValueError(f"both_orders shows every letter question in both orders, which "
+                             f"cancels a position bias of {self.p_correct_first}; turn one off")
 
     def fingerprint(self) -> str:
         payload = json.dumps(asdict(self), sort_keys=True, default=str)
@@ -646,7 +651,8 @@ class Trainer:
         for step in range(first, cfg.steps):
             groups = rng.sample(pairs, min(len(pairs), max(1, cfg.batch_size // 2)))
             names = rng.choices(modes, weights=weights, k=len(groups))
-            examples = build_group_examples(self.modes, sampler, groups, names)
+            examples = build_group_examples(self.modes, sampler, groups, names,
+                                            LETTER_MODES if s.both_orders else ())
             encoded = [self.encoder.encode(e) for e in examples]
             optim.zero_grad(set_to_none=True)
             total = 0.0
