@@ -75,7 +75,7 @@ class StageTwo:
     steps: int = 650
     lr: float = 2e-3
     vision_lr: float = 3e-4  # used only when the tower is not frozen
-    batch_size: int = 32  # examples: both images of batch_size / 2 pairs
+    batch_size: int = 24  # examples: both images of batch_size / 2 pairs (x2 in both_orders)
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
