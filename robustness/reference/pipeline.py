@@ -154,9 +154,10 @@ def run_training(cfg, *, command: str = "robustness train-reference") -> str:
         "history": log.history,
         "config_yaml": OmegaConf.to_yaml(cfg),
     }
+    write_card(out, info)  # the training record survives a failed or interrupted evaluation
     if cfg.evaluation.enabled:
         info["evaluation"] = evaluate(out, cfg, modes)
-    write_card(out, info)
+        write_card(out, info)
     return summary_line(out, info)
 
 
