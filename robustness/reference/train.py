@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from robustness.data.types import OPTION_LABELS
-from robustness.reference.augment import Augment
 from robustness.modes.base import AnsweringMode
+from robustness.reference.augment import Augment
 from robustness.reference.encoding import (
     IGNORE_INDEX,
     Encoded,
@@ -115,8 +115,8 @@ class TrainSettings:
         if not any(w > 0 for w in self.mode_weights.values()):
             raise ValueError("mode_weights needs at least one positive weight")
         if self.both_orders and self.p_correct_first != 0.5:
-            raise ValueError(f"both_orders shows every letter question in both orders, which "
-                             f"cancels a position bias of {self.p_correct_first}; turn one off")
+            raise ValueError(f"mix.both_orders shows every letter question in both orders, "
+                             f"which cancels bias={self.p_correct_first}; turn one off")
 
     def fingerprint(self) -> str:
         payload = json.dumps(asdict(self), sort_keys=True, default=str)
@@ -399,7 +399,7 @@ class VisionFeatureCache:
 
     def projected(self, inputs: Sequence) -> torch.Tensor:
         """Projected features of ``inputs`` in order: (images, tokens, text hidden)."""
-        self.add([img for img in inputs if img.digest not in self._features])
+        self.add(inputs)  # only images not cached yet are computed
         training = self.model.training
         views = [self._features[img.digest] for img in inputs]
         stacked = torch.stack([v[self._pick.randrange(len(v))] if training else v[0]
