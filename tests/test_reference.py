@@ -243,6 +243,25 @@ def test_cached_vision_features_drop_out_only_while_training():
     assert torch.equal(cache.projected([image]), torch.ones(1, 10, 8))
 
 
+def test_stage_one_oversampling_draws_weighted_distinct_pairs():
+    import random
+    from collections import Counter
+
+    from robustness.reference.train import StageOne, _draw
+
+    pairs = [[f"p{i}"] for i in range(10)]
+    rng = random.Random(0)
+    assert _draw(random.Random(3), pairs, 4) == random.Random(3).sample(pairs, 4)  # as before
+    counts: Counter = Counter()
+    for _ in range(4000):
+        drawn = _draw(rng, pairs, 3, [5.0] + [1.0] * 9)
+        assert len({p[0] for p in drawn}) == 3
+        counts.update(p[0] for p in drawn)
+    assert counts["p0"] > 2.5 * counts["p1"]  # weight 5: drawn far more often, never twice
+    with pytest.raises(ValueError, match="oversample"):
+        StageOne(oversample={"aneurysm": 0})
+
+
 # --------------------------------------------------------------------------- training command
 
 

@@ -66,6 +66,21 @@ class StageOne:
     p_paraphrase: float = 0.3  # share of alignment targets worded with the AI paraphrase
     pooled: bool = True  # add a position-invariant (pooled per-patch) term to the answer head
     position_weight: float = 0.5  # weight of "which row and column am I" per patch feature
+    # how often pairs are drawn, per finding family or phantom kind (default 1): more batches
+    # for the thin findings the tower finds hardest
+    oversample: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in (self.oversample or {}).items() if not float(v) > 0}
+        if bad:
+            raise ValueError(f"stage1.oversample: weights must be positive, got {bad}")
+
+    def pair_weight(self, item: PairImage) -> float:
+        """Sampling weight of ``item``'s pair: its kind's, else its family's, else 1."""
+        phantom = item.pair.extra.get("phantom") if item.pair.extra else None
+        kind = phantom.get("kind") if isinstance(phantom, Mapping) else None
+        weights = self.oversample or {}
+        return float(weights.get(kind, weights.get(item.family, 1.0)))
 
 
 @dataclass(frozen=True)
@@ -243,6 +258,17 @@ def _cosine(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def _draw(rng: random.Random, pairs: Sequence[list[PairImage]], k: int,
+          weights: Sequence[float] | None = None) -> list[list[PairImage]]:
+    """``k`` distinct pairs, uniformly or (``weights``) by weighted sampling without
+    replacement (Efraimidis & Spirakis: the k largest u^(1/w))."""
+    k = min(k, len(pairs))
+    if weights is None:
+        return rng.sample(list(pairs), k)
+    keys = [rng.random() ** (1.0 / w) for w in weights]
+    return [pairs[i] for i in sorted(range(len(pairs)), key=keys.__getitem__, reverse=True)[:k]]
+
+
 def _pairs_of(items: Sequence[PairImage]) -> list[list[PairImage]]:
     grouped: dict[str, list[PairImage]] = {}
     for item in items:
@@ -315,10 +341,11 @@ def train_stage_one(model, images: ImageCache, items: Sequence[PairImage], cfg: 
     patch_weights[0] = 0.1  # most patches show no finding
     pairs = _pairs_of(items)
     per_batch = max(1, cfg.batch_size // 2)
+    weights = [cfg.pair_weight(pair[0]) for pair in pairs] if cfg.oversample else None
     running = 0.5
     model.train()
     for step in range(cfg.steps):
-        batch = [item for pair in rng.sample(pairs, min(per_batch, len(pairs))) for item in pair]
+        batch = [item for pair in _draw(rng, pairs, per_batch, weights) for item in pair]
         index, target = targets.answers(batch)
         summary, patches = split_features(
             model, image_features(model, augment(images.stack([i.image for i in batch]), generator)))
