@@ -26,9 +26,11 @@ from robustness.models.base import ModelAdapter
 from robustness.modes.base import AnsweringMode
 from robustness.modes.query import Query
 
-from explain.images import baseline_image, check_baseline
+from explain.images import BASELINES, baseline_image, check_baseline
+from explain.references import ReferencePool
 from explain.scoring import AnswerScorer, with_image
 
+DATASET = "dataset"  # IG baseline drawn from other images of the benchmark (expected gradients)
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left",
               "riemann_right")
 
@@ -78,6 +80,10 @@ class ImageExplainer(ABC):
         """Method parameters (recorded in the summary)."""
         return {}
 
+    def use_references(self, pool: ReferencePool | None) -> None:
+        """Reference images of the benchmark being explained (only baselines drawn from data
+        use them)."""
+
     def check(self, adapter: ModelAdapter, mode: AnsweringMode) -> None:
         """Fail in one line if this method cannot explain ``mode`` answers of ``adapter``."""
         self._scorer(adapter, mode)
@@ -100,27 +106,51 @@ class ImageExplainer(ABC):
 class IntegratedGradients(ImageExplainer):
     """Integrated Gradients (Sundararajan et al. 2017) on the original pixels (captum).
 
-    ``baseline``: ``black`` (default), ``blur`` or ``mean`` (:func:`explain.images.baseline_image`);
-    ``n_steps`` points of the ``method`` quadrature; ``internal_batch_size`` points per forward
-    and backward pass (bounds memory)."""
+    ``baseline``: ``black``, ``blur`` or ``mean`` (:func:`explain.images.baseline_image`), or
+    ``dataset`` (expected gradients): the mean of IG from ``n_references`` images of other pairs
+    of the benchmark (:mod:`explain.references`; a :class:`SaliencyRun` supplies them).
+    ``n_steps`` points of the ``method`` quadrature per baseline; ``internal_batch_size``
+    points per forward and backward pass (bounds memory)."""
 
     name = "integrated_gradients"
     needs_gradients = True
 
     def __init__(self, n_steps: int = 32, internal_batch_size: int = 16, baseline: str = "black",
-                 method: str = "gausslegendre") -> None:
+                 method: str = "gausslegendre", n_references: int = 8) -> None:
         super().__init__()
         self.n_steps = _positive_int("n_steps", n_steps)
         self.internal_batch_size = _positive_int("internal_batch_size", internal_batch_size)
-        self.baseline = check_baseline(baseline)
+        if baseline not in (*BASELINES, DATASET):
+            raise ConfigError(f"explain.method.baseline: {baseline!r} is not one of "
+                              f"{', '.join((*BASELINES, DATASET))}")
+        self.baseline = baseline
+        self.n_references = _positive_int("n_references", n_references)
         if method not in IG_METHODS:
             raise ConfigError(f"explain.method.method: {method!r} is not one of "
                               f"{', '.join(IG_METHODS)}")
         self.method = method
+        self._references: ReferencePool | None = None
 
     def settings(self) -> dict[str, Any]:
-        return {"n_steps": self.n_steps, "internal_batch_size": self.internal_batch_size,
-                "baseline": self.baseline, "method": self.method}
+        out = {"n_steps": self.n_steps, "internal_batch_size": self.internal_batch_size,
+               "baseline": self.baseline, "method": self.method}
+        if self.baseline == DATASET:
+            out["n_references"] = self.n_references
+        return out
+
+    def use_references(self, pool: ReferencePool | None) -> None:
+        self._references = pool
+
+    def baselines(self, query: Query, pixels: np.ndarray) -> np.ndarray:
+        """The baseline images for ``query``: [k, *pixels.shape] float32 (k = 1 unless
+        ``dataset``)."""
+        if self.baseline != DATASET:
+            return baseline_image(pixels, self.baseline).astype(np.float32)[None]
+        if self._references is None:
+            raise ConfigError("explain.method.baseline: dataset draws reference images from the "
+                              "benchmark; explain through SaliencyRun or call use_references()")
+        return np.stack(self._references.draw(query.pair_id, query.image_index,
+                                              self.n_references, pixels.shape))
 
     def _make_scorer(self, adapter: ModelAdapter, mode: AnsweringMode) -> Any:
         from explain.whitebox import WhiteBoxScorer
@@ -137,16 +167,17 @@ class IntegratedGradients(ImageExplainer):
         for query, target in zip(queries, targets):
             f = scorer.function(query, target)
             pixels = query.image.pixels.astype(np.float32)
-            x = torch.as_tensor(pixels)[None]
-            b = torch.as_tensor(baseline_image(pixels, self.baseline).astype(np.float32))[None]
+            b = torch.as_tensor(self.baselines(query, pixels))
+            x = torch.as_tensor(pixels)[None].expand_as(b).contiguous()
             attr = CaptumIG(f).attribute(x, baselines=b, n_steps=self.n_steps,
                                          method=self.method,
                                          internal_batch_size=self.internal_batch_size)
             with torch.no_grad():
-                ends = f(torch.cat([x, b])).double().cpu().numpy()
+                ends = f(torch.cat([x[:1], b])).double().cpu().numpy()
+            # expected gradients: the mean over baselines (completeness against their mean score)
             out.append(ImageMap(query.pair_id, query.image_index,
-                                attr[0].detach().double().cpu().numpy(), target,
-                                score=float(ends[0]), baseline_score=float(ends[1]),
+                                attr.detach().double().mean(0).cpu().numpy(), target,
+                                score=float(ends[0]), baseline_score=float(ends[1:].mean()),
                                 method=self.name))
         return out
 

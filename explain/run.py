@@ -35,9 +35,11 @@ from robustness.modes.query import Answer, Query
 
 from explain.grounding import (Finding, check_sign, finding, mask_energy_ratio, pointing_hit,
                                spearman)
+from explain.images import BASELINES
 from explain.methods import ImageExplainer, ImageMap
 from explain.overlay import Panel, render_pair
 from explain.parts import PartAttribution, PartShapley, mean_shares
+from explain.references import ReferencePool
 from explain.scoring import AnswerScorer, resolve_target
 
 log = logging.getLogger(__name__)
@@ -216,13 +218,15 @@ class SaliencyRun:
         targets = [t for t, _ in resolved]
         log.info("saliency: %s on %d pairs", self.method.name, len(pairs))
 
+        self.method.use_references(ReferencePool(benchmark))
         t0 = time.perf_counter()
         maps = self.method.attribute(adapter, mode, queries, targets)
         t_maps = time.perf_counter() - t0
         t0 = time.perf_counter()
         parts: list[PartAttribution | None] = [None] * len(queries)
         if self.parts:
-            parts = list(PartShapley(getattr(self.method, "baseline", "black")).attribute(
+            removed = getattr(self.method, "baseline", "black")  # a dataset baseline: black
+            parts = list(PartShapley(removed if removed in BASELINES else "black").attribute(
                 adapter, mode, queries, targets, scorer=AnswerScorer(adapter, mode)))
         t_parts = time.perf_counter() - t0
 
