@@ -378,7 +378,14 @@ def test_biased_variant_prefers_option_a_far_more_than_the_reference(shipped_res
         biased = shipped_results["reference_biased"][mode]
         # the reference answers by content: A about half the time, in both orders
         assert 30.0 <= ref["a_share"] <= 70.0 and 30.0 <= ref["swapped"]["a_share"] <= 70.0
-        # the biased variant keeps choosing A when the options are swapped
-        assert biased["swapped"]["a_share"] >= ref["swapped"]["a_share"] + 20.0
+        # the biased variant keeps choosing A when the options are swapped (48 answers per
+        # order here, a standard error of ~10 points on a difference: the full held-out set on
+        # the cards below carries the sharper check)
+        assert biased["swapped"]["a_share"] >= ref["swapped"]["a_share"] + 15.0
         assert biased["a_share"] + biased["swapped"]["a_share"] >= \
             ref["a_share"] + ref["swapped"]["a_share"] + 30.0
+        # on the cards' 176 held-out pairs: at least 20 points more A in each order
+        ref_card = _card("reference")["evaluation"]["results"][mode]
+        biased_card = _card("reference_biased")["evaluation"]["results"][mode]
+        for order in (lambda r: r, lambda r: r["swapped"]):
+            assert order(biased_card)["a_share"] >= order(ref_card)["a_share"] + 20.0
