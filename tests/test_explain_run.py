@@ -198,6 +198,9 @@ def test_the_app_explains_a_phantom_run_and_logs_it(tiny_llava, tmp_path):
     saliency = summary["saliency"]
     assert CONTRACT <= set(saliency) and saliency["method"] == "integrated_gradients"
     assert saliency["n_images"] == 2
+    # the config's baseline: expected gradients over images of the run's other pair
+    assert saliency["settings"]["baseline"] == "dataset"
+    assert saliency["settings"]["n_references"] == 8
     assert 0 <= saliency["image_reliance"] <= 100
     assert "gaussian_noise@3" in saliency["under_probes"]
     assert len(list((run / "saliency").glob("*.png"))) == 1
