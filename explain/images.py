@@ -55,9 +55,10 @@ def baseline_image(pixels: np.ndarray, kind: str) -> np.ndarray:
     raise ConfigError(f"explain baseline: {kind!r} is not one of {', '.join(BASELINES)}")
 
 
-def check_baseline(kind: str) -> str:
-    if kind not in BASELINES:
-        raise ConfigError(f"explain baseline: {kind!r} is not one of {', '.join(BASELINES)}")
+def check_baseline(kind: str, kinds: tuple[str, ...] = BASELINES) -> str:
+    """``kind`` if it is one of ``kinds`` (a method may accept more than the image baselines)."""
+    if kind not in kinds:
+        raise ConfigError(f"explain baseline: {kind!r} is not one of {', '.join(kinds)}")
     return kind
 
 

@@ -84,6 +84,12 @@ class ImageExplainer(ABC):
         """Reference images of the benchmark being explained (only baselines drawn from data
         use them)."""
 
+    @property
+    def removal_baseline(self) -> str:
+        """What a removed image becomes in the part attribution (an image baseline kind)."""
+        kind = getattr(self, "baseline", "black")
+        return kind if kind in BASELINES else "black"  # drawn from data: no single image
+
     def check(self, adapter: ModelAdapter, mode: AnsweringMode) -> None:
         """Fail in one line if this method cannot explain ``mode`` answers of ``adapter``."""
         self._scorer(adapter, mode)
@@ -120,10 +126,7 @@ class IntegratedGradients(ImageExplainer):
         super().__init__()
         self.n_steps = _positive_int("n_steps", n_steps)
         self.internal_batch_size = _positive_int("internal_batch_size", internal_batch_size)
-        if baseline not in (*BASELINES, DATASET):
-            raise ConfigError(f"explain.method.baseline: {baseline!r} is not one of "
-                              f"{', '.join((*BASELINES, DATASET))}")
-        self.baseline = baseline
+        self.baseline = check_baseline(baseline, (*BASELINES, DATASET))
         self.n_references = _positive_int("n_references", n_references)
         if method not in IG_METHODS:
             raise ConfigError(f"explain.method.method: {method!r} is not one of "

@@ -35,7 +35,6 @@ from robustness.modes.query import Answer, Query
 
 from explain.grounding import (Finding, check_sign, finding, mask_energy_ratio, pointing_hit,
                                spearman)
-from explain.images import BASELINES
 from explain.methods import ImageExplainer, ImageMap
 from explain.overlay import Panel, render_pair
 from explain.parts import PartAttribution, PartShapley, mean_shares
@@ -225,8 +224,7 @@ class SaliencyRun:
         t0 = time.perf_counter()
         parts: list[PartAttribution | None] = [None] * len(queries)
         if self.parts:
-            removed = getattr(self.method, "baseline", "black")  # a dataset baseline: black
-            parts = list(PartShapley(removed if removed in BASELINES else "black").attribute(
+            parts = list(PartShapley(self.method.removal_baseline).attribute(
                 adapter, mode, queries, targets, scorer=AnswerScorer(adapter, mode)))
         t_parts = time.perf_counter() - t0
 

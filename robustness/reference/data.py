@@ -32,6 +32,13 @@ def pair_family(pair: Pair, index: int | None = None) -> str:
     return str(phantom.get("family") or "unknown")
 
 
+def pair_kind(pair: Pair) -> str | None:
+    """The phantom kind of a pair (``angio.stent``: modality and finding), None elsewhere."""
+    phantom = pair.extra.get("phantom") if pair.extra else None
+    kind = phantom.get("kind") if isinstance(phantom, Mapping) else None
+    return str(kind) if kind else None
+
+
 # Answers that mean the same visual state across question styles ("normal" = no finding).
 _CANONICAL_ANSWERS = {"normal": "absent", "abnormal": "present"}
 

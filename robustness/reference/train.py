@@ -20,6 +20,7 @@ run continues where it stopped when started again with the same settings.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import random
@@ -34,6 +35,7 @@ from torch import nn
 from robustness.data.types import OPTION_LABELS
 from robustness.modes.base import AnsweringMode
 from robustness.reference.augment import Augment
+from robustness.reference.data import pair_kind
 from robustness.reference.encoding import (
     IGNORE_INDEX,
     Encoded,
@@ -77,10 +79,8 @@ class StageOne:
 
     def pair_weight(self, item: PairImage) -> float:
         """Sampling weight of ``item``'s pair: its kind's, else its family's, else 1."""
-        phantom = item.pair.extra.get("phantom") if item.pair.extra else None
-        kind = phantom.get("kind") if isinstance(phantom, Mapping) else None
         weights = self.oversample or {}
-        return float(weights.get(kind, weights.get(item.family, 1.0)))
+        return float(weights.get(pair_kind(item.pair), weights.get(item.family, 1.0)))
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ def _draw(rng: random.Random, pairs: Sequence[list[PairImage]], k: int,
     if weights is None:
         return rng.sample(list(pairs), k)
     keys = [rng.random() ** (1.0 / w) for w in weights]
-    return [pairs[i] for i in sorted(range(len(pairs)), key=keys.__getitem__, reverse=True)[:k]]
+    return [pairs[i] for i in heapq.nlargest(k, range(len(pairs)), key=keys.__getitem__)]
 
 
 def _pairs_of(items: Sequence[PairImage]) -> list[list[PairImage]]:
