@@ -178,20 +178,34 @@ def _task(cfg: Any) -> int:
     try:
         _redact_hydra_files()
         run_experiment(cfg)
-    except UserError as err:
-        print(f"robustness: error: {err}", file=sys.stderr)
-        _report_status("user_error")
-        return err.exit_code
     except KeyboardInterrupt:
         _report_status("interrupted")
         raise
-    except Exception:
-        _report_status("crash")
-        raise
+    except Exception as exc:
+        err = _user_error(exc)
+        if err is None:
+            _report_status("crash")
+            raise
+        print(f"robustness: error: {err}", file=sys.stderr)
+        _report_status("user_error")
+        return err.exit_code
     finally:
         sys.argv = saved_argv
     _report_status("ok")
     return 0
+
+
+def _user_error(exc: BaseException) -> UserError | None:
+    """The user error behind ``exc``: itself, or the cause Hydra's ``instantiate`` wrapped (a
+    component's constructor rejecting a config value)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def run_app(argv: list[str]) -> int:

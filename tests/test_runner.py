@@ -189,6 +189,12 @@ def test_bad_command_line_is_one_line_exit_2(tmp_path, bench, capsys):
     code = main(cli_args(tmp_path, bench, "batch_pairs=0", "logger=none", "probe=[]"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["robustness: error: batch_pairs: must be at least 1, got 0"]
+    # a component's constructor rejecting a value (Hydra's instantiate wraps the error)
+    code = main(cli_args(tmp_path, bench, "explain=integrated_gradients",
+                         "explain.method.n_steps=0", "logger=none", "probe=[]"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [
+        "robustness: error: explain.method.n_steps: must be a positive integer, got 0"]
 
 
 def test_secrets_never_reach_the_run_folder(tmp_path, bench, monkeypatch):
