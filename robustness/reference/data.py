@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from robustness.data.mediconfusion import load_benchmark
 from robustness.data.types import Benchmark, Pair
@@ -83,21 +83,62 @@ def split_folder(data_dir: Path, seed: int, pairs: int, size: int,
     return Path(data_dir) / f"phantom-seed{seed}-pairs{pairs}-size{size}{knobs}"
 
 
+def _split_stamp(data_dir: str | Path, seed: int, pairs: int, size: int,
+                 difficulty: Mapping[str, Any]) -> tuple[Path, dict[str, Any], bool]:
+    """(folder, settings, whether the folder already holds exactly this split)."""
+    folder = split_folder(Path(data_dir), seed, pairs, size, difficulty)
+    stamp = folder / "reference-split.json"
+    settings = {"seed": seed, "pairs": pairs, "size": size, "difficulty": dict(difficulty)}
+    done = stamp.is_file() and json.loads(stamp.read_text()) == settings
+    return folder, settings, done
+
+
+def _generate_split(data_dir: str | Path, seed: int, pairs: int, size: int,
+                    difficulty: Mapping[str, Any]) -> None:
+    """Generate one split and stamp it last, so an interrupted split is generated again."""
+    from robustness.data.phantom import generate_phantom_benchmark
+
+    folder, settings, done = _split_stamp(data_dir, seed, pairs, size, difficulty)
+    if done:
+        return
+    try:
+        generate_phantom_benchmark(folder, pairs=pairs, seed=seed, size=size, **difficulty)
+        (folder / "reference-split.json").write_text(json.dumps(settings))
+    except OSError as err:
+        raise UserError(f"{folder}: cannot write phantom data ({err.strerror or err})") from None
+
+
+def generate_splits(data_dir: str | Path, seeds: Sequence[int], *, pairs: int, size: int = 224,
+                    difficulty: Mapping[str, Any] | None = None, workers: int = 1) -> int:
+    """Generate the missing splits of ``seeds`` with ``workers`` processes (the generator is
+    single-threaded numpy, so on 2 cores two processes halve a first training run's data step).
+    Returns how many splits were generated; each split's bytes do not depend on ``workers``."""
+    difficulty = dict(difficulty or {})
+    missing = [s for s in dict.fromkeys(seeds)
+               if not _split_stamp(data_dir, s, pairs, size, difficulty)[2]]
+    if workers <= 1 or len(missing) <= 1:
+        for seed in missing:
+            _generate_split(data_dir, seed, pairs, size, difficulty)
+        return len(missing)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool:
+        for _ in pool.map(_generate_split, [data_dir] * len(missing), missing,
+                          [pairs] * len(missing), [size] * len(missing),
+                          [difficulty] * len(missing)):
+            pass
+    return len(missing)
+
+
 def phantom_split(data_dir: str | Path, *, seed: int, pairs: int, size: int = 224,
                   difficulty: Mapping[str, Any] | None = None) -> Benchmark:
     """The phantom benchmark for ``seed`` (generated on first use, then read from the folder)."""
-    from robustness.data.phantom import generate_phantom_benchmark
-
     difficulty = dict(difficulty or {})
-    folder = split_folder(Path(data_dir), seed, pairs, size, difficulty)
-    stamp = folder / "reference-split.json"
-    settings = {"seed": seed, "pairs": pairs, "size": size, "difficulty": difficulty}
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == settings):
-        try:
-            generate_phantom_benchmark(folder, pairs=pairs, seed=seed, size=size, **difficulty)
-        except OSError as err:
-            raise UserError(f"{folder}: cannot write phantom data ({err.strerror or err})") from None
-        stamp.write_text(json.dumps(settings))
+    folder, _, done = _split_stamp(data_dir, seed, pairs, size, difficulty)
+    if not done:
+        _generate_split(data_dir, seed, pairs, size, difficulty)
     return load_benchmark(folder / "dataset.json", require_images=True, verify_images=False,
                           name=f"phantom-seed{seed}")
 

@@ -88,6 +88,7 @@ def run_training(cfg, *, command: str = "robustness train-reference") -> str:
     from robustness.reference.corpus import corpus
     from robustness.reference.data import (
         FIRST_TRAINING_SEED,
+        generate_splits,
         pair_images,
         phantom_split,
         training_seeds,
@@ -111,6 +112,8 @@ def run_training(cfg, *, command: str = "robustness train-reference") -> str:
     difficulty = dict(_plain(data.difficulty) or {})
     modes = build_modes(cfg)
 
+    generate_splits(data.dir, seeds, pairs=int(data.pairs_per_seed),
+                    size=int(data.size), difficulty=difficulty, workers=settings.threads)
     train_sets = [phantom_split(data.dir, seed=s, pairs=int(data.pairs_per_seed),
                                 size=int(data.size), difficulty=difficulty) for s in seeds]
     val_set = phantom_split(data.dir, seed=val_seed, pairs=int(data.val_pairs),
