@@ -115,6 +115,43 @@ def test_lexical_judge_scores_distinctive_words():
     assert missing.error == "no_answer" and missing.scores is None
 
 
+def test_lexical_judge_reads_negation_like_a_reader():
+    """An option the answer denies scores 1; with one of two options denied, the other is the
+    one left (at least 6), so the paper's threshold picks it. A self-contradicting answer denies
+    nothing, and words outside a negation's clause keep their polarity."""
+    from robustness.modes.judge import contradicts, polarity
+
+    assert polarity("No skull fracture. Intact calvarium.") == ({"intact", "calvarium"},
+                                                                {"skull", "fracture"})
+    assert polarity("Clear trachea without a tube") == ({"clear", "trachea"}, {"tube"})
+    assert polarity("Smooth cortex, no fracture") == ({"smooth", "cortex"}, {"fracture"})
+    assert contradicts("No skull fracture.", "A linear skull fracture with scalp hematoma")
+    assert not contradicts("No skull fracture.", "Intact calvarium")
+    assert contradicts("Fracture of the radius.", "Continuous cortex, no fracture")
+    assert not contradicts("Calvarial fracture. No skull fracture.", "A linear skull fracture")
+    cases = [  # options, answer, expected choice (None: invalid)
+        (("A linear skull fracture with overlying scalp hematoma", "Intact calvarium"),
+         "No skull fracture.", "B"),
+        (("Pacemaker present", "No implanted cardiac device"), "No pacemaker.", "B"),
+        (("A right internal jugular central line", "No central venous catheter"),
+         "No line in the mediastinum.", "B"),
+        (("Fracture of the tibia", "Continuous cortex, no fracture"),
+         "A fracture line through the shaft.", "A"),
+        (("Clear trachea without a tube", "Endotracheal tube present"),
+         "No endotracheal tube.", "A"),
+        (("Left-sided pleural effusion", "Right-sided pleural effusion"),
+         "No pleural effusion.", None),  # both denied
+        (("A linear skull fracture with overlying scalp hematoma", "Intact calvarium"),
+         "Calvarial fracture. No skull fracture.", None),  # contradicts itself: overlap decides
+        (("No focal abnormality", "A focal abnormality is present"),
+         "A focal abnormality is present.", "B"),
+    ]
+    for options, answer, expected in cases:
+        verdict = lexical(options, answer)
+        assert threshold_choice(verdict.scores) == expected, (options, answer, verdict.raw)
+    assert "denied by the answer" in lexical(cases[0][0], cases[0][1]).raw
+
+
 def test_gd_softmax_and_ps_normalisations():
     probs = softmax({"A": -1.0, "B": -3.0})
     assert probs["A"] == pytest.approx(1 / (1 + 2.718281828 ** -2), rel=1e-6)

@@ -202,6 +202,42 @@ def _features(words: list[str]) -> set[str]:
     return set(words) | {f"{a} {b}" for a, b in zip(words, words[1:])}
 
 
+_TOKEN = re.compile(r"[a-z0-9]+|[.;,:!?]")
+# NegEx-style scope (Chapman et al. 2001, much simplified): a trigger negates the words after it
+# up to the end of its clause.
+_NEGATION_TRIGGERS = frozenset({"no", "not", "without", "absent", "negative", "none", "nor"})
+_SCOPE_BREAKS = frozenset({".", ";", ",", ":", "!", "?", "but", "however", "although", "though",
+                           "except"})
+
+
+def polarity(text: str) -> tuple[set[str], set[str]]:
+    """(asserted, negated) content words of ``text``: a word is negated inside the scope of a
+    negation trigger ("no", "without", ...), which ends at the end of its clause."""
+    asserted: set[str] = set()
+    negated: set[str] = set()
+    in_scope = False
+    for token in _TOKEN.findall(text.lower()):
+        if token in _SCOPE_BREAKS:
+            in_scope = False
+        elif token in _NEGATION_TRIGGERS:
+            in_scope = True
+        elif token not in _STOPWORDS:
+            (negated if in_scope else asserted).add(_stem(token))
+    return asserted, negated
+
+
+def contradicts(answer: str, option: str) -> bool:
+    """Whether ``answer`` denies ``option``: it negates (and never asserts) a word the option
+    asserts, or asserts (and never negates) a word the option negates, while asserting none of
+    the option's own asserted words ("no skull fracture" denies "a linear skull fracture";
+    "calvarial fracture. No skull fracture." contradicts itself and denies nothing)."""
+    said, denied = polarity(answer)
+    claims, excludes = polarity(option)
+    if claims & said:
+        return False
+    return bool(claims & (denied - said) or excludes & (said - denied))
+
+
 class LexicalJudge(Judge):
     """Offline FF judge: option-text overlap with the answer, scored 1–10 per option.
 
@@ -210,9 +246,16 @@ class LexicalJudge(Judge):
     the answer)``. An option with no distinctive feature (a subset of another, e.g. "nodule" vs
     "no nodule") scores by its full overlap times the share of the other's distinctive features
     that are absent. The verdict is written in the paper's judge format and parsed back with the
-    same parser, so the paper's threshold rule decides. Lexical overlap is blind to paraphrase
-    and to negation placed away from the option's words: use a model judge for real models.
+    same parser, so the paper's threshold rule decides.
+
+    Negation is read as an LLM judge would: an option the answer denies (:func:`contradicts`:
+    "no pacemaker" against "Pacemaker present") scores 1, and when exactly one of the two
+    options is denied the other, the only one left, scores at least ``ELIMINATED`` (6: implied,
+    not stated). Lexical overlap stays blind to paraphrase ("intact calvarium" for "no skull
+    fracture" is found only through the denial): use a model judge for real models.
     """
+
+    ELIMINATED = 6
 
     name = "lexical"
 
@@ -234,7 +277,8 @@ class LexicalJudge(Judge):
         """The judge's reply in the paper's format, with its explanation."""
         answer = _features(content_words(response))
         feats = [_features(content_words(o)) for o in options]
-        lines, notes = [], []
+        scores: list[int] = []
+        notes: list[str] = []
         for k, (label, own) in enumerate(zip(OPTION_LABELS, feats)):
             others = set().union(*(f for j, f in enumerate(feats) if j != k))
             distinct = own - others
@@ -249,5 +293,16 @@ class LexicalJudge(Judge):
                 share = full * absent
                 notes.append(f"{label} matched {sorted(own & answer)} of {sorted(own)} with "
                              f"{sorted(other_distinct & answer)} of the other option's words")
-            lines.append(f"{label}: {1 + round(9 * share)}")
+            scores.append(1 + round(9 * share))
+        denied = [contradicts(response, option) for option in options]
+        if any(denied):
+            left = [k for k, d in enumerate(denied) if not d]
+            for k, d in enumerate(denied):
+                if d:
+                    scores[k] = 1
+                    notes.append(f"{OPTION_LABELS[k]} denied by the answer")
+            if len(left) == 1 and len(options) == 2:
+                scores[left[0]] = max(scores[left[0]], self.ELIMINATED)
+                notes.append(f"{OPTION_LABELS[left[0]]} is the option left")
+        lines = [f"{label}: {score}" for label, score in zip(OPTION_LABELS, scores)]
         return "\n".join(lines) + "\nYour explanation: lexical overlap; " + "; ".join(notes)
