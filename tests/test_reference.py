@@ -146,7 +146,7 @@ def test_ff_statements_are_credited_by_the_lexical_judge_whatever_wording_a_pair
     statements = FindingStatements(train)
     judge = LexicalJudge()
     held_out = pair_images([phantom_split(tmp_path, seed=CHECK_SEED, pairs=44)])
-    spoken = right = 0
+    spoken = right = wrong = 0
     said_of: dict[tuple[str, int], str] = {}
     for item in held_out:
         query = type("Q", (), {"question": item.pair.question})()
@@ -158,7 +158,12 @@ def test_ff_statements_are_credited_by_the_lexical_judge_whatever_wording_a_pair
         said_of[item.key] = said
         scores = parse_judge_scores(judge.reply(item.pair.options, said))
         right += threshold_choice(scores["A"], scores["B"], 3) == item.correct
+        rival = statements.say(item, query, rival=True)  # the other finding, stated as trained
+        if rival:
+            scores = parse_judge_scores(judge.reply(item.pair.options, rival))
+            wrong += threshold_choice(scores["A"], scores["B"], 3) == item.correct
     assert spoken >= 0.3 * len(held_out) and right == spoken
+    assert wrong == 0  # the judge reads the statement, not who made it
     for (pair_id, index), said in said_of.items():  # the pair's images: opposite findings
         assert said_of.get((pair_id, 3 - index), "") != said
 
@@ -260,6 +265,88 @@ def test_stage_one_oversampling_draws_weighted_distinct_pairs():
     assert counts["p0"] > 2.5 * counts["p1"]  # weight 5: drawn far more often, never twice
     with pytest.raises(ValueError, match="oversample"):
         StageOne(oversample={"aneurysm": 0})
+
+
+def test_ff_examples_mark_the_token_where_the_other_findings_answer_parts_ways(modes, check_set):
+    """Both images of a pair asked in FF: each one's rival is the other's target, and the
+    decisive position is the first answer token the two do not share."""
+    from transformers import AutoProcessor
+
+    from robustness.reference import checkpoint_path
+    from robustness.reference.data import pair_images
+    from robustness.reference.encoding import ExampleEncoder
+    from robustness.reference.examples import QuerySampler, build_group_examples
+
+    items = pair_images([check_set])
+    sampler = QuerySampler(items, seed=0)
+    groups = [items[k:k + 2] for k in range(0, 16, 2)]
+    examples = build_group_examples(modes, sampler, groups, ["ff"] * len(groups))
+    encoder = ExampleEncoder(AutoProcessor.from_pretrained(checkpoint_path("reference")), 65)
+    marked = 0
+    for first, second in zip(examples[::2], examples[1::2]):
+        if first.rival is None:  # a wording the check set's few pairs lack
+            continue
+        assert first.rival == second.target and second.rival == first.target
+        for example in (first, second):
+            enc = encoder.encode(example)
+            answer = encoder.answer_ids(example.target)
+            rival = encoder.answer_ids(example.rival)
+            k = enc.decisive - (len(enc.input_ids) - len(answer))
+            assert 0 <= k < len(answer) and answer[:k] == rival[:k]
+            assert k == len(rival) or answer[k] != rival[k]
+            assert enc.labels[enc.decisive] == enc.input_ids[enc.decisive]  # an answer token
+            marked += 1
+    assert marked >= 8
+    mc = build_group_examples(modes, sampler, groups[:1], ["mc"])
+    assert all(e.rival is None and encoder.encode(e).decisive == -1 for e in mc)
+
+
+def test_decisive_weight_adds_that_tokens_loss_once_per_example(modes, check_set):
+    import torch
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from robustness.reference import checkpoint_path
+    from robustness.reference.data import pair_images
+    from robustness.reference.encoding import ExampleEncoder, ImageCache, collate
+    from robustness.reference.examples import QuerySampler, build_group_examples
+    from robustness.reference.train import answer_loss_sum
+
+    path = checkpoint_path("reference")
+    processor = AutoProcessor.from_pretrained(path)
+    model = LlavaForConditionalGeneration.from_pretrained(path).eval()
+    items = pair_images([check_set])
+    examples = build_group_examples(modes, QuerySampler(items, seed=0),
+                                    [items[k:k + 2] for k in range(0, 8, 2)], ["ff"] * 4)
+    encoder = ExampleEncoder(processor, 65)
+    chunk = [encoder.encode(e) for e in examples]
+    chunk = [enc for enc in chunk if enc.decisive > 0][:3]
+    assert len(chunk) >= 2
+    batch = collate(chunk, ImageCache(processor.image_processor),
+                    processor.tokenizer.pad_token_id)
+    with torch.no_grad():
+        plain = answer_loss_sum(model, batch, chunk)
+        weighted = answer_loss_sum(model, batch, chunk, decisive_weight=2.0)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       pixel_values=batch["pixel_values"]).logits
+    at = [enc.decisive for enc in chunk]
+    by_hand = sum(torch.nn.functional.cross_entropy(logits[row, p - 1][None].float(),
+                                                    batch["input_ids"][row, p][None])
+                  for row, p in enumerate(at))
+    assert float(weighted - plain) == pytest.approx(2.0 * float(by_hand), rel=1e-4)
+
+
+def test_missing_splits_are_generated_in_parallel_with_the_same_bytes(tmp_path):
+    from robustness.reference.data import generate_splits, phantom_split
+
+    seeds = [1000, 1001, 1002]
+    assert generate_splits(tmp_path / "par", seeds, pairs=4, size=64, workers=2) == 3
+    assert generate_splits(tmp_path / "par", seeds, pairs=4, size=64, workers=2) == 0  # kept
+    for seed in seeds:
+        serial = phantom_split(tmp_path / "one", seed=seed, pairs=4, size=64)
+        parallel = phantom_split(tmp_path / "par", seed=seed, pairs=4, size=64)
+        for a, b in zip(serial.pairs, parallel.pairs):
+            assert [Path(x).read_bytes() for x in a.images] == \
+                [Path(x).read_bytes() for x in b.images]
 
 
 # --------------------------------------------------------------------------- training command

@@ -85,7 +85,9 @@ def render_card(info: Mapping[str, Any]) -> str:
         "freezes the tower and trains the projector and decoder on every mode's answer format "
         "(letters for MC/GD with options in random order, option texts for PS, finding sentences "
         "for FF, `cot`/few-shot/persona prompts, AI paraphrases), rendered by the toolkit's own "
-        "mode classes, with auxiliary option-level heads in letter prompts. Settings: see Config.",
+        "mode classes, with auxiliary option-level heads in letter prompts and extra weight on "
+        "the FF token where the stated finding parts from the other image's "
+        "(`stage2.decisive_weight`). Settings: see Config.",
         f"- Parameters: {info['parameters']:,}; vocabulary: {info['vocabulary']} words "
         f"(word-level, unknown words → `[UNK]`); {info['image_tokens']} image tokens per image.",
         f"- Training time: {t['total_wall_s'] / 60:.1f} min wall, {t['total_cpu_s'] / 60:.1f} min "
@@ -101,7 +103,8 @@ def render_card(info: Mapping[str, Any]) -> str:
             "difficulty)",
             "",
             "Through the toolkit's Hugging Face adapter and answering modes (paper prompts, "
-            "direct strategy). Percentages. *A share*: valid answers at displayed option A; "
+            "direct strategy; FF scored by the offline lexical judge, which reads negation). "
+            "Percentages. *A share*: valid answers at displayed option A; "
             "*swapped*: the same questions with options A and B exchanged.",
             "",
             metrics_table(ev["results"]),

@@ -31,7 +31,8 @@ class Encoded:
 
     ``option_spans`` locate the displayed options' texts in a letter prompt (token positions
     ``[start, end)`` of A and B; empty for other modes): training supervises there, beside the
-    answer, whether each option is the right one.
+    answer, whether each option is the right one. ``decisive`` is the first answer token that
+    differs from the rival answer (FF: the other finding's statement), the token that decides.
     """
 
     input_ids: list[int]
@@ -39,6 +40,7 @@ class Encoded:
     images: tuple[ImageInput, ...]
     example: Example
     option_spans: tuple[tuple[int, int], ...] = ()
+    decisive: int = -1  # position of the answer token where the target leaves its rival (-1: none)
 
 
 def find_last(haystack: Sequence[int], needle: Sequence[int]) -> int:
@@ -135,10 +137,16 @@ class ExampleEncoder:
         prompt = example.request.prompt
         prompt_ids = self.prompt_ids(prompt)
         answer = self.answer_ids(example.target)
+        decisive = -1
+        if example.rival and example.rival != example.target:
+            rival = self.answer_ids(example.rival)
+            split = next((k for k, (a, b) in enumerate(zip(answer, rival)) if a != b),
+                         min(len(answer), len(rival)))
+            decisive = len(prompt_ids) + min(split, len(answer) - 1)
         return Encoded(input_ids=prompt_ids + answer,
                        labels=[IGNORE_INDEX] * len(prompt_ids) + answer,
                        images=tuple(prompt.images), example=example,
-                       option_spans=self.option_spans(example, prompt_ids))
+                       option_spans=self.option_spans(example, prompt_ids), decisive=decisive)
 
 
 def collate(batch: Sequence[Encoded], images: ImageCache, pad_id: int,

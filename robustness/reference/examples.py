@@ -94,6 +94,9 @@ class Example:
     family: str
     key: tuple[str, int]
     options: tuple[str, str] = ("", "")  # displayed option texts (A, B)
+    # FF: the target for the pair's other finding under the same question; where the two part
+    # ways is the one token that needs the image (the rest restates what that token chose)
+    rival: str | None = None
 
 
 def finding_sentence(option_text: str) -> str:
@@ -155,9 +158,11 @@ class FindingStatements:
                     text = options[OPTION_LABELS.index(label)]
                     self._wordings.setdefault((question, cls), Counter())[text] += 1
 
-    def say(self, item: PairImage, query: Query) -> str | None:
-        """The FF target for ``query`` about ``item`` (None: no wordings known)."""
-        cls = item.answer_classes[OPTION_LABELS.index(item.correct)]
+    def say(self, item: PairImage, query: Query, *, rival: bool = False) -> str | None:
+        """The FF target for ``query`` about ``item`` (None: no wordings known); with ``rival``,
+        what the target would be for the pair's other finding (the other image's answer)."""
+        right = OPTION_LABELS.index(item.correct)
+        cls = item.answer_classes[1 - right if rival else right]
         counts = self._wordings.get((query.question, cls))
         if not counts:
             return None
@@ -272,8 +277,9 @@ def build_group_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampl
         requests = record_requests(modes[mode], [q for _, q in batch])
         for (item, query), request in zip(batch, requests):
             statement = sampler.statements.say(item, query) if mode == "ff" else None
+            rival = sampler.statements.say(item, query, rival=True) if statement else None
             target = mode_target(mode, strategy, query, request, item.caption, statement)
             examples.append(Example(mode=mode, strategy=strategy, request=request, target=target,
                                     correct=query.correct, family=item.family, key=item.key,
-                                    options=tuple(query.options)))
+                                    options=tuple(query.options), rival=rival))
     return examples

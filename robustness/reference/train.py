@@ -100,6 +100,9 @@ class StageTwo:
     aux_layer: int = 2  # decoder layer whose output states say which option is right
     feature_dropout: float = 0.1  # dropout on the cached vision features (against memorising)
     feature_views: int = 1  # cached tower outputs per image: the image plus augmented views
+    # extra loss on FF's decisive token (where the statement leaves the other finding's): a
+    # sentence's mean token loss gives the one token that needs the image a tenth of its weight
+    decisive_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -461,9 +464,11 @@ def _option_targets(chunk: Sequence[Encoded], length: int) -> tuple[torch.Tensor
 
 def answer_loss_sum(model, batch: Mapping[str, torch.Tensor], chunk: Sequence[Encoded] = (),
                     features: VisionFeatureCache | None = None, heads: OptionHeads | None = None,
-                    aux_weight: float = 0.0, aux_layer: int = 2) -> torch.Tensor:
+                    aux_weight: float = 0.0, aux_layer: int = 2,
+                    decisive_weight: float = 0.0) -> torch.Tensor:
     """Sum over the batch's examples of each example's mean answer-token loss (plus, with
-    ``heads``, the option-level auxiliary losses of letter prompts).
+    ``heads``, the option-level auxiliary losses of letter prompts, and ``decisive_weight`` times
+    the loss at each example's decisive token).
 
     Short answers weigh as much as long sentences, so the one decisive letter is not drowned by
     finding sentences. Logits are computed only where there is an answer token. With
@@ -492,6 +497,12 @@ def answer_loss_sum(model, batch: Mapping[str, torch.Tensor], chunk: Sequence[En
     per_example = torch.zeros(labels.shape[0]).index_add(0, rows, token_loss)
     counts = torch.zeros(labels.shape[0]).index_add(0, rows, torch.ones_like(token_loss))
     total = (per_example / counts.clamp(min=1)).sum()
+    decisive = [(row, enc.decisive) for row, enc in enumerate(chunk) if enc.decisive > 0]
+    if decisive_weight and decisive:
+        rows_d = torch.tensor([r for r, _ in decisive])
+        at = torch.tensor([p for _, p in decisive])
+        total = total + decisive_weight * nn.functional.cross_entropy(
+            model.lm_head(hidden[rows_d, at - 1]).float(), ids[rows_d, at], reduction="sum")
     if want_states and any(enc.option_spans for enc in chunk):
         match, which = _option_targets(chunk, ids.shape[1])
         on = match >= 0
@@ -686,7 +697,7 @@ class Trainer:
             for chunk in micro_batches(encoded, cfg.token_budget):
                 batch = collate(chunk, self.images, pad, pixels=features is None)
                 loss = answer_loss_sum(model, batch, chunk, features, heads, cfg.aux_weight,
-                                       cfg.aux_layer) / len(encoded)
+                                       cfg.aux_layer, cfg.decisive_weight) / len(encoded)
                 loss.backward()
                 total += loss.item()
             factor = _cosine(step, cfg.steps, cfg.warmup_steps)
