@@ -190,18 +190,37 @@ class Occlusion(ImageExplainer):
 
     ``window`` and ``stride``: pixels (int) or a fraction of the image's shorter side (float in
     (0, 1]); the attribution of a pixel is the mean margin drop over the windows covering it.
-    ``baseline``: what a window is filled with (``black``, ``blur``, ``mean``). ``batch_size``:
-    occluded images per adapter call."""
+    ``baseline``: what a window is filled with: ``black``, ``blur``, ``mean``, or ``dataset``:
+    the same place in the mean of ``n_references`` images of other pairs (drawn as IG's dataset
+    baseline draws them), so a window shows typical anatomy there rather than a black hole whose
+    edges the model reacts to wherever the anatomy is bright. ``batch_size``: occluded images
+    per adapter call."""
 
     name = "occlusion"
 
     def __init__(self, window: float = 0.125, stride: float = 0.0625, baseline: str = "black",
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, n_references: int = 8) -> None:
         super().__init__()
         self.window = self._size("window", window)
         self.stride = self._size("stride", stride)
-        self.baseline = check_baseline(baseline)
+        self.baseline = check_baseline(baseline, (*BASELINES, DATASET))
         self.batch_size = _positive_int("batch_size", batch_size)
+        self.n_references = _positive_int("n_references", n_references)
+        self._references: ReferencePool | None = None
+
+    def use_references(self, pool: ReferencePool | None) -> None:
+        self._references = pool
+
+    def fill(self, query: Query, pixels: np.ndarray) -> np.ndarray:
+        """What an occluded window shows, an image of ``pixels``' shape (integer grey levels)."""
+        if self.baseline != DATASET:
+            return np.rint(baseline_image(pixels, self.baseline)).astype(np.float32)
+        if self._references is None:
+            raise ConfigError("explain.method.baseline: dataset draws reference images from the "
+                              "benchmark; explain through SaliencyRun or call use_references()")
+        refs = self._references.draw(query.pair_id, query.image_index, self.n_references,
+                                     pixels.shape)
+        return np.rint(np.mean(refs, axis=0)).astype(np.float32)
 
     @staticmethod
     def _size(name: str, value: Any) -> float:
@@ -212,8 +231,11 @@ class Occlusion(ImageExplainer):
         return value
 
     def settings(self) -> dict[str, Any]:
-        return {"window": self.window, "stride": self.stride, "baseline": self.baseline,
-                "batch_size": self.batch_size}
+        out = {"window": self.window, "stride": self.stride, "baseline": self.baseline,
+               "batch_size": self.batch_size}
+        if self.baseline == DATASET:
+            out["n_references"] = self.n_references
+        return out
 
     def _pixels(self, value: float, side: int) -> int:
         n = int(value) if isinstance(value, int) else int(round(value * side))
@@ -241,8 +263,7 @@ class Occlusion(ImageExplainer):
 
             pixels = query.image.pixels.astype(np.float32)
             x = torch.as_tensor(pixels)[None]
-            fill = np.rint(baseline_image(pixels, self.baseline)).astype(np.float32)
-            b = torch.as_tensor(fill)[None]
+            b = torch.as_tensor(self.fill(query, pixels))[None]
             windows, strides = self.geometry(pixels.shape)
             attr = CaptumOcclusion(forward).attribute(
                 x, sliding_window_shapes=windows, strides=strides, baselines=b,

@@ -1,5 +1,6 @@
-"""Integrated Gradients' dataset baseline (expected gradients): which references it draws and
-that the map is the mean of IG from each of them, computed through the real adapter."""
+"""The dataset baseline: which references it draws, that Integrated Gradients' map is the mean
+of IG from each of them (expected gradients, through the real adapter), and that occlusion fills
+a window with the same place in the references' mean image."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from robustness.errors import ConfigError
 from robustness.models.base import ImageInput
 from robustness.models.hf import HFAdapter
 from robustness.modes.gd import GreedyDecodingMode
-from test_explain_support import phantom_benchmark
+from test_explain_support import FormulaAdapter, phantom_benchmark
 from test_explain_whitebox import query_with, smooth_image
 
-from explain.methods import IntegratedGradients
+from explain.methods import IntegratedGradients, Occlusion
 from explain.references import ReferencePool, fit_to, reference_group
 from explain.whitebox import WhiteBoxScorer
 
@@ -107,3 +108,23 @@ def test_dataset_baseline_without_references_is_a_config_error(tiny_llava):
         IntegratedGradients(baseline="dataset").attribute(ad, GreedyDecodingMode(), [q], ["A"])
     with pytest.raises(ConfigError, match="n_references"):
         IntegratedGradients(baseline="dataset", n_references=0)
+
+
+def test_occlusion_dataset_fill_is_the_references_mean_at_the_same_place():
+    """A model that reads only the top-left 16×16 block: occluding it swaps in that block of the
+    references' mean image, so each of its pixels carries exactly that margin change; windows
+    elsewhere change nothing; the settings record the references."""
+    model = FormulaAdapter(lambda px, text: px[:16, :16].mean() / 50.0)
+    q = query_with((48, 48), seed=1)
+    refs = [smooth_image(48, 48, seed=s) for s in (5, 6)]
+    occ = Occlusion(window=16, stride=16, baseline="dataset", n_references=2)
+    occ.use_references(FixedPool(refs))
+    (m,) = occ.attribute(model, GreedyDecodingMode(), [q], ["A"])
+    fill = np.rint(np.mean(np.asarray(refs, dtype=np.float64), axis=0))
+    expected = (q.image.pixels[:16, :16].astype(np.float64).mean() - fill[:16, :16].mean()) / 50
+    assert abs(expected) > 0.05  # the references differ from the image there
+    np.testing.assert_allclose(m.map[:16, :16], expected, rtol=1e-5)
+    assert np.all(m.map[16:, :] == 0) and np.all(m.map[:, 16:] == 0)
+    assert occ.settings()["baseline"] == "dataset" and occ.settings()["n_references"] == 2
+    with pytest.raises(ConfigError, match="dataset"):
+        Occlusion(baseline="dataset").attribute(model, GreedyDecodingMode(), [q], ["A"])
