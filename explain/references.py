@@ -1,4 +1,5 @@
-"""Reference images for Integrated Gradients' ``dataset`` baseline (expected gradients).
+"""Reference images for the ``dataset`` baseline: Integrated Gradients' expected gradients and
+occlusion's fill (the references' mean image at the occluded place).
 
 Integrated Gradients explains the difference between the input and its baseline. A black image
 makes that difference "everything bright": anatomy rims, shoulders and side markers win the
