@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 from attacks.base import Condition, Probe, ProbeContext
 from robustness.data.types import Benchmark, Pair
 from robustness.errors import ConfigError
+from robustness.interrupts import StopOnInterrupt
 from robustness.metrics import RANDOM_GUESS, score_pairs
 from robustness.models.base import ImageInput, ModelAdapter
 from robustness.modes.base import AnsweringMode
@@ -116,6 +117,7 @@ class Runner:
         self.conditions = self._plan()
         self._images: dict[str, tuple[ImageInput, ImageInput]] = {}
         self._clean: QueryMap = {}
+        self._interrupt = StopOnInterrupt()  # active during run(); checked between batches
 
     # ------------------------------------------------------------------ configuration checks
     def _plan(self) -> list[tuple[Probe | None, Condition]]:
@@ -234,6 +236,7 @@ class Runner:
         queries: QueryMap = {}
         scoring: list[Pair] = []
         for batch in _batches(pairs, self.settings.batch_pairs):
+            self._interrupt.check()  # a Ctrl-C Python dropped inside a finaliser still stops
             batch_queries: list[Query] = []
             for pair in batch:
                 qs = self.condition_queries(probe, condition, pair, ctx)
@@ -262,8 +265,9 @@ class Runner:
                        tags=self.meta.tags, config=self.meta.config)
         status = "failed"
         try:
-            self.tracker.start(info)
-            summary = self._run(started_at, t0)
+            with self._interrupt:
+                self.tracker.start(info)
+                summary = self._run(started_at, t0)
             status = "ok"
             return summary
         except KeyboardInterrupt:

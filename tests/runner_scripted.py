@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Sequence
@@ -33,11 +34,21 @@ def _h(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(json.dumps(parts, default=str).encode()).digest()[:8], "little")
 
 
+class _InterruptInFinaliser:
+    """Sends this process SIGINT from its own ``__del__`` (see ``sigint_in_finaliser_at``)."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))  # the handler runs here, inside the finaliser
+
+
 class ScriptedAdapter(ModelAdapter):
     """Answers from a content hash; ``bias_a`` (0..1) makes it prefer displayed option A.
 
     ``delay_s`` sleeps per request (to kill a run midway); ``count_file`` appends one line per
-    request asked (to count requests across processes).
+    request asked (to count requests across processes); ``sigint_in_finaliser_at`` sends this
+    process SIGINT from inside an object's ``__del__`` on that model call, where Python prints
+    the KeyboardInterrupt as "Exception ignored" and drops it (a Ctrl-C landing badly).
     """
 
     capabilities = frozenset({Capability.GENERATE, Capability.NEXT_TOKEN_SCORES,
@@ -45,13 +56,14 @@ class ScriptedAdapter(ModelAdapter):
 
     def __init__(self, name: str = "scripted", bias_a: float = 0.0, delay_s: float = 0.0,
                  count_file: str | None = None, revision: str = "1",
-                 prices: dict | None = None) -> None:
+                 prices: dict | None = None, sigint_in_finaliser_at: int = 0) -> None:
         self.name, self.bias_a, self.delay_s, self.revision = name, bias_a, delay_s, revision
         if prices is not None:
             self.prices = dict(prices)
         self.count_file = Path(count_file) if count_file else None
         self.requests = 0
         self.calls = 0
+        self.sigint_in_finaliser_at = sigint_in_finaliser_at
 
     @property
     def model_id(self) -> str:
@@ -68,6 +80,8 @@ class ScriptedAdapter(ModelAdapter):
                 fh.write(f"{os.getpid()} {n}\n")
         if self.delay_s:
             time.sleep(self.delay_s * n)
+        if self.calls == self.sigint_in_finaliser_at:
+            _InterruptInFinaliser()  # created and collected at once: its __del__ runs here
 
     def _letter(self, request) -> str:
         payload = request.prompt.cache_payload()

@@ -150,3 +150,24 @@ def test_ctrl_c_keeps_the_cache_whole_and_finishes_wandb(tmp_path, bench):
     summary = json.loads((tmp_path / "rerun" / "summary.json").read_text())
     assert summary["cache"]["hits"] >= len(lines)
     assert summary["cache"]["hits"] + summary["cache"]["misses"] == TOTAL_ANSWERS
+
+
+def test_a_ctrl_c_python_drops_inside_a_finaliser_still_stops_the_run(tmp_path, bench, capsys,
+                                                                      monkeypatch):
+    """Python discards a KeyboardInterrupt raised while a finaliser runs ("Exception ignored
+    in ..."); the run still stops at the next batch: exit 130, W&B run marked interrupted, the
+    finished batches in the cache. Without the runner's own record of the signal it would have
+    run to the end (exit 0), as the Ctrl-C test above sometimes saw."""
+    from robustness.cli import main
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not at Python's default handler in this process")
+    dropped: list[type] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))
+    code = main(cli_args(tmp_path, bench, *PROBES, "logger=wandb", "batch_pairs=2",
+                         "model.sigint_in_finaliser_at=3", run="dropped"))
+    assert dropped == [KeyboardInterrupt]  # Python did drop it
+    assert code == 130 and "robustness: interrupted" in capsys.readouterr().err
+    assert run_facts(tmp_path / "dropped")["exit_code"] == 130
+    assert 0 < len(cache_lines(tmp_path / "cache")) < UNIQUE_REQUESTS
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
