@@ -259,6 +259,10 @@ class LexicalJudge(Judge):
 
     name = "lexical"
 
+    def identity(self) -> dict[str, Any]:
+        # recorded in every run's summary: FF results before negation was read are not comparable
+        return {"judge": self.name, "reads_negation": True}
+
     def judge(self, items: Sequence[JudgeItem]) -> list[JudgeVerdict]:
         verdicts = []
         for item in items:
