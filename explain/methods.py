@@ -75,6 +75,7 @@ class ImageExplainer(ABC):
 
     def __init__(self) -> None:
         self._scorers: dict[tuple[int, int], Any] = {}
+        self._references: ReferencePool | None = None
 
     def settings(self) -> dict[str, Any]:
         """Method parameters (recorded in the summary)."""
@@ -83,6 +84,16 @@ class ImageExplainer(ABC):
     def use_references(self, pool: ReferencePool | None) -> None:
         """Reference images of the benchmark being explained (only baselines drawn from data
         use them)."""
+        self._references = pool
+
+    def reference_images(self, query: Query, count: int,
+                         shape: tuple[int, ...]) -> list[np.ndarray]:
+        """``count`` references for ``query``'s image, sized to ``shape`` (the dataset
+        baseline); a config error when no pool was given."""
+        if self._references is None:
+            raise ConfigError("explain.method.baseline: dataset draws reference images from the "
+                              "benchmark; explain through SaliencyRun or call use_references()")
+        return self._references.draw(query.pair_id, query.image_index, count, shape)
 
     @property
     def removal_baseline(self) -> str:
@@ -132,7 +143,6 @@ class IntegratedGradients(ImageExplainer):
             raise ConfigError(f"explain.method.method: {method!r} is not one of "
                               f"{', '.join(IG_METHODS)}")
         self.method = method
-        self._references: ReferencePool | None = None
 
     def settings(self) -> dict[str, Any]:
         out = {"n_steps": self.n_steps, "internal_batch_size": self.internal_batch_size,
@@ -141,19 +151,12 @@ class IntegratedGradients(ImageExplainer):
             out["n_references"] = self.n_references
         return out
 
-    def use_references(self, pool: ReferencePool | None) -> None:
-        self._references = pool
-
     def baselines(self, query: Query, pixels: np.ndarray) -> np.ndarray:
         """The baseline images for ``query``: [k, *pixels.shape] float32 (k = 1 unless
         ``dataset``)."""
         if self.baseline != DATASET:
             return baseline_image(pixels, self.baseline).astype(np.float32)[None]
-        if self._references is None:
-            raise ConfigError("explain.method.baseline: dataset draws reference images from the "
-                              "benchmark; explain through SaliencyRun or call use_references()")
-        return np.stack(self._references.draw(query.pair_id, query.image_index,
-                                              self.n_references, pixels.shape))
+        return np.stack(self.reference_images(query, self.n_references, pixels.shape))
 
     def _make_scorer(self, adapter: ModelAdapter, mode: AnsweringMode) -> Any:
         from explain.whitebox import WhiteBoxScorer
@@ -206,20 +209,12 @@ class Occlusion(ImageExplainer):
         self.baseline = check_baseline(baseline, (*BASELINES, DATASET))
         self.batch_size = _positive_int("batch_size", batch_size)
         self.n_references = _positive_int("n_references", n_references)
-        self._references: ReferencePool | None = None
-
-    def use_references(self, pool: ReferencePool | None) -> None:
-        self._references = pool
 
     def fill(self, query: Query, pixels: np.ndarray) -> np.ndarray:
         """What an occluded window shows, an image of ``pixels``' shape (integer grey levels)."""
         if self.baseline != DATASET:
             return np.rint(baseline_image(pixels, self.baseline)).astype(np.float32)
-        if self._references is None:
-            raise ConfigError("explain.method.baseline: dataset draws reference images from the "
-                              "benchmark; explain through SaliencyRun or call use_references()")
-        refs = self._references.draw(query.pair_id, query.image_index, self.n_references,
-                                     pixels.shape)
+        refs = self.reference_images(query, self.n_references, pixels.shape)
         return np.rint(np.mean(refs, axis=0)).astype(np.float32)
 
     @staticmethod

@@ -94,18 +94,20 @@ def _split_stamp(data_dir: str | Path, seed: int, pairs: int, size: int,
 
 
 def _generate_split(data_dir: str | Path, seed: int, pairs: int, size: int,
-                    difficulty: Mapping[str, Any]) -> None:
-    """Generate one split and stamp it last, so an interrupted split is generated again."""
+                    difficulty: Mapping[str, Any]) -> Path:
+    """The split's folder, generated unless it is already there; stamped last, so an
+    interrupted split is generated again."""
     from robustness.data.phantom import generate_phantom_benchmark
 
     folder, settings, done = _split_stamp(data_dir, seed, pairs, size, difficulty)
     if done:
-        return
+        return folder
     try:
         generate_phantom_benchmark(folder, pairs=pairs, seed=seed, size=size, **difficulty)
         (folder / "reference-split.json").write_text(json.dumps(settings))
     except OSError as err:
         raise UserError(f"{folder}: cannot write phantom data ({err.strerror or err})") from None
+    return folder
 
 
 def generate_splits(data_dir: str | Path, seeds: Sequence[int], *, pairs: int, size: int = 224,
@@ -135,10 +137,7 @@ def generate_splits(data_dir: str | Path, seeds: Sequence[int], *, pairs: int, s
 def phantom_split(data_dir: str | Path, *, seed: int, pairs: int, size: int = 224,
                   difficulty: Mapping[str, Any] | None = None) -> Benchmark:
     """The phantom benchmark for ``seed`` (generated on first use, then read from the folder)."""
-    difficulty = dict(difficulty or {})
-    folder, _, done = _split_stamp(data_dir, seed, pairs, size, difficulty)
-    if not done:
-        _generate_split(data_dir, seed, pairs, size, difficulty)
+    folder = _generate_split(data_dir, seed, pairs, size, dict(difficulty or {}))
     return load_benchmark(folder / "dataset.json", require_images=True, verify_images=False,
                           name=f"phantom-seed{seed}")
 

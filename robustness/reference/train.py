@@ -497,12 +497,12 @@ def answer_loss_sum(model, batch: Mapping[str, torch.Tensor], chunk: Sequence[En
     per_example = torch.zeros(labels.shape[0]).index_add(0, rows, token_loss)
     counts = torch.zeros(labels.shape[0]).index_add(0, rows, torch.ones_like(token_loss))
     total = (per_example / counts.clamp(min=1)).sum()
-    decisive = [(row, enc.decisive) for row, enc in enumerate(chunk) if enc.decisive > 0]
-    if decisive_weight and decisive:
-        rows_d = torch.tensor([r for r, _ in decisive])
-        at = torch.tensor([p for _, p in decisive])
-        total = total + decisive_weight * nn.functional.cross_entropy(
-            model.lm_head(hidden[rows_d, at - 1]).float(), ids[rows_d, at], reduction="sum")
+    if decisive_weight:  # that token's loss is already among the answer tokens' losses
+        marks = torch.zeros_like(where)
+        for row, enc in enumerate(chunk):
+            if enc.decisive > 0:
+                marks[row, enc.decisive - 1] = True  # labels are shifted by one
+        total = total + decisive_weight * token_loss[marks[where]].sum()
     if want_states and any(enc.option_spans for enc in chunk):
         match, which = _option_targets(chunk, ids.shape[1])
         on = match >= 0
