@@ -397,6 +397,9 @@ def test_train_reference_rejects_bad_settings_in_one_line(capsys):
     assert err.count("\n") == 0 and "train-reference" in err
     assert cli_main(["train-reference", "data.first_seed=0"]) == 2
     assert "evaluation seed" in capsys.readouterr().err
+    assert cli_main(["train-reference", "stage2.decisive_weight=-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "stage2.decisive_weight" in err
     assert cli_main(["train-reference", "--help"]) == 0
     assert "output_dir" in capsys.readouterr().out
 

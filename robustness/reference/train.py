@@ -104,6 +104,11 @@ class StageTwo:
     # sentence's mean token loss gives the one token that needs the image a tenth of its weight
     decisive_weight: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not self.decisive_weight >= 0:
+            raise ValueError(f"stage2.decisive_weight: must be 0 or more, got "
+                             f"{self.decisive_weight}")
+
 
 @dataclass(frozen=True)
 class TrainSettings:
