@@ -115,6 +115,22 @@ def test_lexical_judge_scores_distinctive_words():
     assert missing.error == "no_answer" and missing.scores is None
 
 
+def test_lexical_judge_credits_short_answers_and_word_forms():
+    """A short answer whose words all point at one long option is close to it (word F1), and
+    word forms meet through the stemmer; neither credits an answer naming the other finding."""
+    occlusion = ("An abrupt cut-off of a branch, consistent with occlusion",
+                 "All branches patent with normal filling")
+    assert threshold_choice(lexical(occlusion, "Branch occlusion.").scores) == "A"
+    assert threshold_choice(lexical(occlusion, "Patent arterial tree.").scores) == "B"
+    heart = ("Normal heart size", "Cardiomegaly, with a cardiothoracic ratio above 0.5")
+    assert threshold_choice(lexical(heart, "Normal cardiac silhouette.").scores) == "A"
+    assert threshold_choice(lexical(heart, "Cardiomegaly.").scores) == "B"
+    normality = ("Abnormal head CT", "Normal head CT")
+    assert threshold_choice(lexical(normality, "A focal parenchymal abnormality is present."
+                                    ).scores) == "A"  # abnormality ~ abnormal
+    assert threshold_choice(lexical(SIDES, "the lung").scores) is None  # shared words only
+
+
 def test_lexical_judge_reads_negation_like_a_reader():
     """An option the answer denies scores 1; with one of two options denied, the other is the
     one left (at least 6), so the paper's threshold picks it. A self-contradicting answer denies
@@ -122,13 +138,19 @@ def test_lexical_judge_reads_negation_like_a_reader():
     from robustness.modes.judge import contradicts, polarity
 
     assert polarity("No skull fracture. Intact calvarium.") == ({"intact", "calvarium"},
-                                                                {"skull", "fracture"})
+                                                                {"skull", "fractur"})
     assert polarity("Clear trachea without a tube") == ({"clear", "trachea"}, {"tube"})
-    assert polarity("Smooth cortex, no fracture") == ({"smooth", "cortex"}, {"fracture"})
+    assert polarity("Smooth cortex, no fracture") == ({"smooth", "cortex"}, {"fractur"})
     assert contradicts("No skull fracture.", "A linear skull fracture with scalp hematoma")
     assert not contradicts("No skull fracture.", "Intact calvarium")
     assert contradicts("Fracture of the radius.", "Continuous cortex, no fracture")
     assert not contradicts("Calvarial fracture. No skull fracture.", "A linear skull fracture")
+    # both deny the lesion: they agree, though "no" also swept "liver" into its scope
+    assert not contradicts("No liver lesion.", "Homogeneous liver without focal lesion")
+    # two of the option's words denied, one shared place word asserted: still a denial
+    assert contradicts("Homogeneous liver without focal lesion.", "Focal liver lesion")
+    # asserting what the option rules out denies it, whatever place words they share
+    assert contradicts("Focal nodular opacity in the lung.", "Clear lungs without a focal nodule")
     cases = [  # options, answer, expected choice (None: invalid)
         (("A linear skull fracture with overlying scalp hematoma", "Intact calvarium"),
          "No skull fracture.", "B"),
@@ -145,6 +167,10 @@ def test_lexical_judge_reads_negation_like_a_reader():
          "Calvarial fracture. No skull fracture.", None),  # contradicts itself: overlap decides
         (("No focal abnormality", "A focal abnormality is present"),
          "A focal abnormality is present.", "B"),
+        (("Homogeneous liver without focal lesion", "A hypodense hepatic mass"),
+         "No liver lesion.", "A"),  # the old scope read this as denying the liver: B
+        (("Focal liver lesion", "No liver lesion"),
+         "Homogeneous liver without focal lesion.", "B"),
     ]
     for options, answer, expected in cases:
         verdict = lexical(options, answer)

@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import snowballstemmer
+
 from robustness.data.types import OPTION_LABELS, Choice
 from robustness.errors import ConfigError
 from robustness.metrics import threshold_choice as scores_to_choice
@@ -187,15 +189,25 @@ demonstrated reveals revealed see can could would may might likely probably i we
 answer based question also very well into onto than then so such some any""".split())
 
 
+_STEMMER = snowballstemmer.stemmer("english")  # Porter2: "abnormality" and "abnormal" meet
+
+
 def _stem(word: str) -> str:
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
+    return _STEMMER.stemWord(word)
 
 
 def content_words(text: str) -> list[str]:
-    """Lower-cased, lightly stemmed words without stopwords (negations are kept)."""
+    """Lower-cased, stemmed words without stopwords (negations are kept)."""
     return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+
+
+def token_f1(answer: set[str], option: set[str]) -> float:
+    """SQuAD-style word F1 of an answer's words against an option's words."""
+    hits = len(answer & option)
+    if not hits:
+        return 0.0
+    precision, recall = hits / len(answer), hits / len(option)
+    return 2 * precision * recall / (precision + recall)
 
 
 def _features(words: list[str]) -> set[str]:
@@ -227,26 +239,46 @@ def polarity(text: str) -> tuple[set[str], set[str]]:
 
 
 def contradicts(answer: str, option: str) -> bool:
-    """Whether ``answer`` denies ``option``: it negates (and never asserts) a word the option
-    asserts, or asserts (and never negates) a word the option negates, while asserting none of
-    the option's own asserted words ("no skull fracture" denies "a linear skull fracture";
-    "calvarial fracture. No skull fracture." contradicts itself and denies nothing)."""
+    """Whether ``answer`` denies ``option``.
+
+    - Both deny the same thing: they agree ("no liver lesion" and "homogeneous liver without
+      focal lesion"), whatever else the clauses' scopes swept in.
+    - The answer negates (and never asserts) more of the option's asserted words than it
+      asserts: "no skull fracture" denies "a linear skull fracture"; "homogeneous liver
+      without focal lesion" denies "focal liver lesion" (two denied, one shared place word);
+      "calvarial fracture. No skull fracture." contradicts itself and denies nothing.
+    - The answer asserts (and never negates) a word the option negates: "focal nodular opacity
+      in the lung" denies "clear lungs without a focal nodule".
+    """
     said, denied = polarity(answer)
     claims, excludes = polarity(option)
-    if claims & said:
+    if excludes & denied:
         return False
-    return bool(claims & (denied - said) or excludes & (said - denied))
+    if len(claims & (denied - said)) > len(claims & said):
+        return True
+    return bool(excludes & (said - denied))
+
+
+def signed_words(text: str) -> set[str]:
+    """Content words with their polarity: ``fractur`` asserted, ``no fractur`` negated (so
+    "no skull fracture" shares no word with "a linear skull fracture")."""
+    asserted, negated = polarity(text)
+    return asserted | {f"no {word}" for word in negated}
 
 
 class LexicalJudge(Judge):
     """Offline FF judge: option-text overlap with the answer, scored 1–10 per option.
 
-    Each option is represented by its *distinctive* features (content words and word bigrams
-    that the other options lack); its score is ``1 + round(9 × share of those features found in
-    the answer)``. An option with no distinctive feature (a subset of another, e.g. "nodule" vs
-    "no nodule") scores by its full overlap times the share of the other's distinctive features
-    that are absent. The verdict is written in the paper's judge format and parsed back with the
-    same parser, so the paper's threshold rule decides.
+    Words are stemmed (Porter2) content words. Each option is represented by its *distinctive*
+    features (words and word bigrams the other options lack); its closeness is the larger of
+    the share of those features found in the answer (recall: a long answer restating the
+    option) and the word F1 between the answer and the option's distinctive words (a short
+    answer whose words all point at one long option: "branch occlusion" for "an abrupt cut-off
+    of a branch, consistent with occlusion"); the score is ``1 + round(9 × closeness)``. An
+    option with no distinctive feature (a subset of another, e.g. "nodule" vs "no nodule")
+    scores by its full overlap times the share of the other's distinctive features that are
+    absent. The verdict is written in the paper's judge format and parsed back with the same
+    parser, so the paper's threshold rule decides.
 
     Negation is read as an LLM judge would: an option the answer denies (:func:`contradicts`:
     "no pacemaker" against "Pacemaker present") scores 1, and when exactly one of the two
@@ -261,7 +293,7 @@ class LexicalJudge(Judge):
 
     def identity(self) -> dict[str, Any]:
         # recorded in every run's summary: FF results before negation was read are not comparable
-        return {"judge": self.name, "reads_negation": True}
+        return {"judge": self.name, "reads_negation": True, "closeness": "recall-or-f1, porter2"}
 
     def judge(self, items: Sequence[JudgeItem]) -> list[JudgeVerdict]:
         verdicts = []
@@ -281,13 +313,16 @@ class LexicalJudge(Judge):
         """The judge's reply in the paper's format, with its explanation."""
         answer = _features(content_words(response))
         feats = [_features(content_words(o)) for o in options]
+        signed = [signed_words(o) for o in options]
+        said = signed_words(response)
         scores: list[int] = []
         notes: list[str] = []
         for k, (label, own) in enumerate(zip(OPTION_LABELS, feats)):
             others = set().union(*(f for j, f in enumerate(feats) if j != k))
             distinct = own - others
             if distinct:
-                share = len(distinct & answer) / len(distinct)
+                words = signed[k] - set().union(*(w for j, w in enumerate(signed) if j != k))
+                share = max(len(distinct & answer) / len(distinct), token_f1(said, words))
                 notes.append(f"{label} matched {sorted(distinct & answer)} of {sorted(distinct)}")
             else:
                 other_distinct = others - own

@@ -162,12 +162,16 @@ class FindingStatements:
         """The FF target for ``query`` about ``item`` (None: no wordings known); with ``rival``,
         what the target would be for the pair's other finding (the other image's answer)."""
         right = OPTION_LABELS.index(item.correct)
-        cls = item.answer_classes[1 - right if rival else right]
-        counts = self._wordings.get((query.question, cls))
-        if not counts:
+        ranked = self.wordings(query.question, item.answer_classes[1 - right if rival else right])
+        if not ranked:
             return None
-        ranked = sorted(counts, key=lambda text: (-counts[text], text))[:self.limit]
-        return " ".join(finding_sentence(text) for text in ranked)
+        return " ".join(finding_sentence(text) for text in ranked[:self.limit])
+
+    def wordings(self, question: str, answer_class: str) -> list[str]:
+        """Every option text the training pairs give ``answer_class`` under ``question``, most
+        frequent first."""
+        counts = self._wordings.get((question, answer_class), Counter())
+        return sorted(counts, key=lambda text: (-counts[text], text))
 
 
 class QuerySampler:
