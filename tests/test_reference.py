@@ -378,6 +378,7 @@ def test_train_reference_few_steps_writes_a_loadable_checkpoint(tmp_path, modes)
                    "data.seeds=1", "data.pairs_per_seed=6", "data.val_pairs=3",
                    "stage1.steps=3", "stage1.batch_size=8", "stage2.steps=4",
                    "stage2.batch_size=6", "eval_every=2", "save_every=2", "evaluation.pairs=3",
+                   "evaluation.more_seeds=[1,0]",
                    "architecture.vision_hidden=32", "architecture.vision_intermediate=64",
                    "architecture.text_hidden=32", "architecture.text_intermediate=64",
                    "architecture.vision_layers=1", "architecture.text_layers=1",
@@ -391,7 +392,14 @@ def test_train_reference_few_steps_writes_a_loadable_checkpoint(tmp_path, modes)
     record = json.loads((out / "evaluation.json").read_text())
     assert record["data"]["seeds"] == [1000]
     assert set(record["evaluation"]["results"]) == {"mc", "gd", "ps", "ff"}
-    assert "not a medical model" in (out / "README.md").read_text()
+    by_seed = record["evaluation"]["set_accuracy_by_seed"]
+    assert list(by_seed) == ["0", "1"]  # the card's seed is not evaluated twice
+    pooled = record["evaluation"]["pooled"]
+    assert pooled["pairs"] == 6
+    for mode, value in pooled["set_accuracy"].items():
+        assert value == pytest.approx((by_seed["0"][mode] + by_seed["1"][mode]) / 2, abs=0.01)
+    card = (out / "README.md").read_text()
+    assert "not a medical model" in card and "Across held-out seeds (6 pairs)" in card
 
     bench = phantom_split(tmp_path / "data", seed=0, pairs=3)
     pair = bench.pairs[0]
@@ -414,6 +422,10 @@ def test_train_reference_rejects_bad_settings_in_one_line(capsys):
     assert cli_main(["train-reference", "stage2.decisive_weight=-1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "stage2.decisive_weight" in err
+    # refused before training, not after it
+    assert cli_main(["train-reference", "evaluation.more_seeds=[1,1000]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "evaluation.more_seeds: 1000" in err
     assert cli_main(["train-reference", "--help"]) == 0
     assert "output_dir" in capsys.readouterr().out
 

@@ -42,6 +42,18 @@ def family_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def seeds_table(by_seed: Mapping[str, Mapping[str, float]], pooled: Mapping[str, Any]) -> str:
+    """Set accuracy per held-out seed and mode, and the pooled row."""
+    modes = list(pooled["set_accuracy"])
+    lines = ["| seed | " + " | ".join(m.upper() for m in modes) + " |",
+             "|---|" + "---:|" * len(modes)]
+    for seed, accs in by_seed.items():
+        lines.append(f"| {seed} | " + " | ".join(_fmt(accs.get(m)) for m in modes) + " |")
+    lines.append(f"| **all {len(by_seed)}** | "
+                 + " | ".join(f"**{_fmt(pooled['set_accuracy'][m])}**" for m in modes) + " |")
+    return "\n".join(lines)
+
+
 def render_card(info: Mapping[str, Any]) -> str:
     """The model card text from the training record ``info`` (see ``pipeline.run_training``)."""
     t = info["timing"]
@@ -103,7 +115,8 @@ def render_card(info: Mapping[str, Any]) -> str:
             "difficulty)",
             "",
             "Through the toolkit's Hugging Face adapter and answering modes (paper prompts, "
-            "direct strategy; FF scored by the offline lexical judge, which reads negation). "
+            "direct strategy; FF scored by the offline lexical judge: stemmed word overlap "
+            "with each option, read for negation). "
             "Percentages. *A share*: valid answers at displayed option A; "
             "*swapped*: the same questions with options A and B exchanged.",
             "",
@@ -114,6 +127,16 @@ def render_card(info: Mapping[str, Any]) -> str:
             family_table(ev["results"]),
             "",
         ]
+        if ev.get("pooled"):
+            out += [
+                f"## Across held-out seeds ({ev['pooled']['pairs']} pairs)",
+                "",
+                "Set accuracy on each held-out seed (the same modes and judge; one seed's 176 "
+                "pairs carry a standard error of about 3 points) and pooled over all of them:",
+                "",
+                seeds_table(ev["set_accuracy_by_seed"], ev["pooled"]),
+                "",
+            ]
     out += ["## Config", "", "```yaml", info["config_yaml"].rstrip(), "```", ""]
     return "\n".join(out)
 

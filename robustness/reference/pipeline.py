@@ -98,6 +98,7 @@ def run_training(cfg, *, command: str = "robustness train-reference") -> str:
     from robustness.reference.train import Trainer
 
     _check_bias(float(cfg.bias))
+    evaluation_seeds(cfg)
     settings = train_settings(cfg)
     arch = architecture(cfg)
     torch.set_num_threads(settings.threads)
@@ -164,21 +165,54 @@ def run_training(cfg, *, command: str = "robustness train-reference") -> str:
     return summary_line(out, info)
 
 
+def evaluation_seeds(cfg) -> tuple[int, list[int]]:
+    """The card's held-out seed and the further seeds evaluated beside it (checked before
+    training starts: a training seed here would be refused only after the training)."""
+    from robustness.reference.data import FIRST_TRAINING_SEED
+
+    ev = cfg.evaluation
+    try:
+        seed = int(ev.seed)
+        more = [int(s) for s in (ev.get("more_seeds") or [])]
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"conf/train_reference.yaml: evaluation seeds: {err}") from None
+    for field, value in [("evaluation.seed", seed)] + [("evaluation.more_seeds", s) for s in more]:
+        if value >= FIRST_TRAINING_SEED:
+            raise UserError(f"{field}: {value} is a training seed; evaluation seeds are "
+                            f"< {FIRST_TRAINING_SEED}")
+    return seed, [s for s in dict.fromkeys(more) if s != seed]
+
+
 def evaluate(out: Path, cfg, modes: Mapping[str, Any]) -> dict[str, Any]:
-    """Held-out evaluation of the saved checkpoint (seed < 1000, default difficulty)."""
-    from robustness.reference.data import FIRST_TRAINING_SEED, phantom_split
+    """Held-out evaluation of the saved checkpoint (seeds < 1000, default difficulty): every
+    metric on the card's seed, and set accuracy per mode on each further seed and pooled, so
+    the card's figure comes with its spread across held-out sets."""
+    from robustness.reference.data import generate_splits, phantom_split
     from robustness.reference.evaluate import evaluate_checkpoint
 
     ev = cfg.evaluation
-    seed = int(ev.seed)
-    if seed >= FIRST_TRAINING_SEED:
-        raise UserError(f"evaluation.seed: {seed} is a training seed; evaluation seeds are "
-                        f"< {FIRST_TRAINING_SEED}")
-    bench = phantom_split(cfg.data.dir, seed=seed, pairs=int(ev.pairs), size=int(cfg.data.size))
+    seed, more = evaluation_seeds(cfg)
+    pairs = int(ev.pairs)
+    generate_splits(cfg.data.dir, [seed, *more], pairs=pairs, size=int(cfg.data.size),
+                    difficulty={}, workers=int(cfg.threads))  # default difficulty, as the card says
+
+    def split(s: int):
+        return phantom_split(cfg.data.dir, seed=s, pairs=pairs, size=int(cfg.data.size))
+
     start = time.perf_counter()
-    results = evaluate_checkpoint(out, bench, modes, batch_size=int(ev.batch_size))
-    return {"seed": seed, "pairs": int(ev.pairs), "seconds": round(time.perf_counter() - start, 1),
-            "results": results}
+    results = evaluate_checkpoint(out, split(seed), modes, batch_size=int(ev.batch_size))
+    record: dict[str, Any] = {"seed": seed, "pairs": pairs, "results": results}
+    if more:
+        per_seed = {str(seed): {m: r["overall"]["set_accuracy"] for m, r in results.items()}}
+        for s in more:
+            extra = evaluate_checkpoint(out, split(s), modes, batch_size=int(ev.batch_size),
+                                        swap_modes=())
+            per_seed[str(s)] = {m: r["overall"]["set_accuracy"] for m, r in extra.items()}
+        record["set_accuracy_by_seed"] = per_seed
+        record["pooled"] = {"pairs": pairs * len(per_seed), "set_accuracy": {
+            m: round(sum(v[m] for v in per_seed.values()) / len(per_seed), 2) for m in results}}
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    return record
 
 
 def summary_line(out: Path, info: Mapping[str, Any]) -> str:
@@ -190,6 +224,11 @@ def summary_line(out: Path, info: Mapping[str, Any]) -> str:
         accs = ", ".join(f"{m.upper()} {r['overall']['set_accuracy']:.1f}%"
                          for m, r in ev["results"].items())
         parts.append(f"held-out set accuracy (seed {ev['seed']}, {ev['pairs']} pairs): {accs}")
+        if ev.get("pooled"):
+            pooled = ev["pooled"]
+            accs = ", ".join(f"{m.upper()} {v:.1f}%" for m, v in pooled["set_accuracy"].items())
+            parts.append(f"pooled over seeds {', '.join(ev['set_accuracy_by_seed'])} "
+                         f"({pooled['pairs']} pairs): {accs}")
     return "\n".join(parts)
 
 
