@@ -322,8 +322,10 @@ class LexicalJudge(Judge):
             distinct = own - others
             if distinct:
                 words = signed[k] - set().union(*(w for j, w in enumerate(signed) if j != k))
-                share = max(len(distinct & answer) / len(distinct), token_f1(said, words))
-                notes.append(f"{label} matched {sorted(distinct & answer)} of {sorted(distinct)}")
+                f1 = token_f1(said, words)
+                share = max(len(distinct & answer) / len(distinct), f1)
+                notes.append(f"{label} matched {sorted(distinct & answer)} of {sorted(distinct)} "
+                             f"(word F1 {f1:.2f})")
             else:
                 other_distinct = others - own
                 full = len(own & answer) / len(own) if own else 0.0

@@ -46,7 +46,7 @@ def seeds_table(by_seed: Mapping[str, Mapping[str, float]], pooled: Mapping[str,
     """Set accuracy per held-out seed and mode, and the pooled row."""
     modes = list(pooled["set_accuracy"])
     lines = ["| seed | " + " | ".join(m.upper() for m in modes) + " |",
-             "|---|" + "---:|" * len(modes)]
+             "|---|" + "---|" * len(modes)]
     for seed, accs in by_seed.items():
         lines.append(f"| {seed} | " + " | ".join(_fmt(accs.get(m)) for m in modes) + " |")
     lines.append(f"| **all {len(by_seed)}** | "
