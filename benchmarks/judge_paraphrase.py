@@ -34,36 +34,31 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=10, help="most frequent misses to print")
     args = parser.parse_args()
 
-    from robustness.metrics import threshold_choice
-    from robustness.modes.judge import PAPER_THRESHOLD, LexicalJudge, parse_judge_scores
+    from robustness.modes.judge import PAPER_THRESHOLD, LexicalJudge
     from robustness.reference.data import generate_splits, pair_images, phantom_split
-    from robustness.reference.examples import FindingStatements, finding_sentence
+    from robustness.reference.evaluate import judge_paraphrases
+    from robustness.reference.examples import FindingStatements
 
     held_seeds = [int(s) for s in args.seeds.split(",")]
     train_seeds = list(range(1000, 1000 + args.train_seeds))
     generate_splits(args.data, held_seeds + train_seeds, pairs=args.pairs, workers=2)
     statements = FindingStatements(pair_images(
         [phantom_split(args.data, seed=s, pairs=args.pairs) for s in train_seeds]))
-    judge = LexicalJudge()
+    held_out = pair_images([phantom_split(args.data, seed=s, pairs=args.pairs)
+                            for s in held_seeds])
     counts: Counter = Counter()
     misses: Counter = Counter()
-    for seed in held_seeds:
-        for item in pair_images([phantom_split(args.data, seed=seed, pairs=args.pairs)]):
-            options = item.pair.options
+    for text, rival, item, choice in judge_paraphrases(LexicalJudge(), statements, held_out,
+                                                       PAPER_THRESHOLD):
+        if rival:
+            counts["rival credited"] += choice == item.correct
+            continue
+        verdict = "right" if choice == item.correct else "invalid" if choice is None else "wrong"
+        counts[verdict] += 1
+        if verdict != "right":
             right = "AB".index(item.correct)
-            for cls, rival in ((item.answer_classes[right], False),
-                               (item.answer_classes[1 - right], True)):
-                for text in statements.wordings(item.pair.question, cls):
-                    scores = parse_judge_scores(judge.reply(options, finding_sentence(text)))
-                    choice = threshold_choice(scores["A"], scores["B"], PAPER_THRESHOLD)
-                    if rival:
-                        counts["rival credited"] += choice == item.correct
-                        continue
-                    verdict = ("right" if choice == item.correct
-                               else "invalid" if choice is None else "wrong")
-                    counts[verdict] += 1
-                    if verdict != "right":
-                        misses[(verdict, text, options[right], options[1 - right])] += 1
+            options = item.pair.options
+            misses[(verdict, text, options[right], options[1 - right])] += 1
     asked = counts["right"] + counts["invalid"] + counts["wrong"]
     print(f"{asked} statements of the right finding over held-out seeds {held_seeds} "
           f"({args.train_seeds} training seeds' wordings)")

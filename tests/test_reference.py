@@ -167,17 +167,14 @@ def test_ff_statements_are_credited_by_the_lexical_judge_whatever_wording_a_pair
         assert said_of.get((pair_id, 3 - index), "") != said
     # one wording at a time, most not the asked pair's own: the judge reads paraphrases the way
     # any model would phrase them (measured: 87% credited; 78% before word F1 and stemming)
+    from robustness.reference.evaluate import judge_paraphrases
+
     credited = asked = rival_credited = 0
-    for item in held_out:
-        right = "AB".index(item.correct)
-        for cls, is_rival in ((item.answer_classes[right], False),
-                              (item.answer_classes[1 - right], True)):
-            for text in statements.wordings(item.pair.question, cls):
-                scores = parse_judge_scores(judge.reply(item.pair.options, finding_sentence(text)))
-                hit = threshold_choice(scores["A"], scores["B"], 3) == item.correct
-                rival_credited += hit and is_rival
-                credited += hit and not is_rival
-                asked += not is_rival
+    for _, is_rival, item, choice in judge_paraphrases(judge, statements, held_out):
+        hit = choice == item.correct
+        rival_credited += hit and is_rival
+        credited += hit and not is_rival
+        asked += not is_rival
     assert asked > 50 and credited >= 0.85 * asked and rival_credited <= 0.04 * asked
 
 

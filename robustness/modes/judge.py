@@ -250,8 +250,16 @@ def contradicts(answer: str, option: str) -> bool:
     - The answer asserts (and never negates) a word the option negates: "focal nodular opacity
       in the lung" denies "clear lungs without a focal nodule".
     """
-    said, denied = polarity(answer)
-    claims, excludes = polarity(option)
+    return _denies(polarity(answer), polarity(option))
+
+
+Polarity = tuple[set[str], set[str]]  # (asserted, negated) stems, as :func:`polarity` reads them
+
+
+def _denies(answer: Polarity, option: Polarity) -> bool:
+    """:func:`contradicts` on texts already read by :func:`polarity`."""
+    said, denied = answer
+    claims, excludes = option
     if excludes & denied:
         return False
     if len(claims & (denied - said)) > len(claims & said):
@@ -259,10 +267,10 @@ def contradicts(answer: str, option: str) -> bool:
     return bool(excludes & (said - denied))
 
 
-def signed_words(text: str) -> set[str]:
-    """Content words with their polarity: ``fractur`` asserted, ``no fractur`` negated (so
-    "no skull fracture" shares no word with "a linear skull fracture")."""
-    asserted, negated = polarity(text)
+def _signed(words: Polarity) -> set[str]:
+    """Stems with their polarity: ``fractur`` asserted, ``no fractur`` negated (so "no skull
+    fracture" shares no word with "a linear skull fracture")."""
+    asserted, negated = words
     return asserted | {f"no {word}" for word in negated}
 
 
@@ -313,8 +321,10 @@ class LexicalJudge(Judge):
         """The judge's reply in the paper's format, with its explanation."""
         answer = _features(content_words(response))
         feats = [_features(content_words(o)) for o in options]
-        signed = [signed_words(o) for o in options]
-        said = signed_words(response)
+        read = polarity(response)  # each text is read for negation once
+        option_reads = [polarity(o) for o in options]
+        signed = [_signed(r) for r in option_reads]
+        said = _signed(read)
         scores: list[int] = []
         notes: list[str] = []
         for k, (label, own) in enumerate(zip(OPTION_LABELS, feats)):
@@ -335,7 +345,7 @@ class LexicalJudge(Judge):
                 notes.append(f"{label} matched {sorted(own & answer)} of {sorted(own)} with "
                              f"{sorted(other_distinct & answer)} of the other option's words")
             scores.append(1 + round(9 * share))
-        denied = [contradicts(response, option) for option in options]
+        denied = [_denies(read, r) for r in option_reads]
         if any(denied):
             left = [k for k, d in enumerate(denied) if not d]
             for k, d in enumerate(denied):

@@ -13,14 +13,18 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from robustness.data.types import Benchmark, Pair
+from robustness.data.types import OPTION_LABELS, Benchmark, Pair
 from robustness.metrics import score_pairs
 from robustness.models.base import ImageInput, ModelAdapter
 from robustness.modes.base import AnsweringMode
 from robustness.modes.query import Answer, Query, clean_queries, swap_options
 from robustness.reference.data import pair_family
-from robustness.reference.examples import LETTER_MODES
-
+from robustness.reference.examples import (
+    LETTER_MODES,
+    FindingStatements,
+    PairImage,
+    finding_sentence,
+)
 
 
 def benchmark_queries(benchmark: Benchmark) -> list[Query]:
@@ -89,3 +93,24 @@ def evaluate_checkpoint(path: str | Path, benchmark: Benchmark,
         return evaluate_adapter(adapter, benchmark, modes, swap_modes=swap_modes)
     finally:
         adapter.close()
+
+
+def judge_paraphrases(judge, statements: FindingStatements, items: Sequence[PairImage],
+                      threshold: float = 3) -> list[tuple[str, bool, PairImage, Any]]:
+    """A judge on paraphrased findings, no model involved: every wording ``statements`` know for
+    each image's right finding and for its rival (the pair's other finding) is stated alone as
+    a one-sentence answer to the image's pair. Returns (wording, is_rival, image, choice) per
+    statement; the right finding should win and the rival never should."""
+    from robustness.metrics import threshold_choice
+    from robustness.modes.judge import parse_judge_scores
+
+    verdicts = []
+    for item in items:
+        right = OPTION_LABELS.index(item.correct)
+        for cls, rival in ((item.answer_classes[right], False),
+                           (item.answer_classes[1 - right], True)):
+            for text in statements.wordings(item.pair.question, cls):
+                scores = parse_judge_scores(judge.reply(item.pair.options, finding_sentence(text)))
+                choice = threshold_choice(scores["A"], scores["B"], threshold) if scores else None
+                verdicts.append((text, rival, item, choice))
+    return verdicts
