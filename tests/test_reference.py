@@ -422,6 +422,9 @@ def test_train_reference_rejects_bad_settings_in_one_line(capsys):
     assert cli_main(["train-reference", "evaluation.more_seeds=[1,1000]"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "evaluation.more_seeds: 1000" in err
+    assert cli_main(["train-reference", "evaluation.more_seeds=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "evaluation.more_seeds: expected a list" in err
     assert cli_main(["train-reference", "--help"]) == 0
     assert "output_dir" in capsys.readouterr().out
 

@@ -170,12 +170,22 @@ def evaluation_seeds(cfg) -> tuple[int, list[int]]:
     training starts: a training seed here would be refused only after the training)."""
     from robustness.reference.data import FIRST_TRAINING_SEED
 
+    from omegaconf import ListConfig
+
     ev = cfg.evaluation
+    raw_more = ev.get("more_seeds") or []
     try:
         seed = int(ev.seed)
-        more = [int(s) for s in (ev.get("more_seeds") or [])]
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"conf/train_reference.yaml: evaluation seeds: {err}") from None
+    except (TypeError, ValueError):
+        raise ConfigError(f"conf/train_reference.yaml: evaluation.seed: expected an integer "
+                          f"seed, got {ev.seed!r}") from None
+    try:
+        if not isinstance(raw_more, (list, tuple, ListConfig)):
+            raise TypeError
+        more = [int(s) for s in raw_more]
+    except (TypeError, ValueError):
+        raise ConfigError(f"conf/train_reference.yaml: evaluation.more_seeds: expected a list of "
+                          f"integer seeds, got {_plain(raw_more)!r}") from None
     for field, value in [("evaluation.seed", seed)] + [("evaluation.more_seeds", s) for s in more]:
         if value >= FIRST_TRAINING_SEED:
             raise UserError(f"{field}: {value} is a training seed; evaluation seeds are "
