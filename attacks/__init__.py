@@ -1,55 +1,14 @@
 """Probes: seeded, pure transformations of a pair's queries (option order, images, prompts).
 
-``PROBES`` maps each shipped probe to ``module:Class`` so nothing heavy (albumentations,
-Hydra) is imported until a probe is used; configs build probes by ``_target_`` directly.
-``build_probes`` turns a run's composed ``cfg.probe`` mapping into probe objects.
+``conf/probe/NAME.yaml`` is the registry: each names its class by ``_target_`` and nothing else
+lists probes. ``build_probes`` turns a run's composed ``cfg.probe`` mapping into probe objects;
+classes are imported only when a config names them (albumentations loads on first use).
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any, Mapping
-
-PROBES: dict[str, str] = {
-    "option_swap": "attacks.option_order:OptionSwap",
-    "gaussian_noise": "attacks.corruptions:GaussianNoise",
-    "shot_noise": "attacks.corruptions:ShotNoise",
-    "salt_pepper": "attacks.corruptions:SaltPepperNoise",
-    "gaussian_blur": "attacks.corruptions:GaussianBlur",
-    "motion_blur": "attacks.corruptions:MotionBlur",
-    "jpeg_compression": "attacks.corruptions:JpegCompression",
-    "downscale": "attacks.corruptions:Downscale",
-    "contrast": "attacks.corruptions:Contrast",
-    "window_shift": "attacks.corruptions:WindowShift",
-    "gamma": "attacks.corruptions:Gamma",
-    "elastic": "attacks.corruptions:ElasticDistortion",
-    "swap_images": "attacks.pair:SwapImages",
-    "same_image": "attacks.pair:SameImage",
-    "blend": "attacks.pair:Blend",
-    "chain_of_thought": "attacks.prompting:ChainOfThought",
-    "few_shot": "attacks.prompting:FewShot",
-    "expert_persona": "attacks.prompting:ExpertPersona",
-    "paraphrase": "attacks.prompting:Paraphrase",
-}
-
-# Gradient attacks are a separate kind (``attacks.adversarial.AdversarialAttack``): they need a
-# white-box gradient oracle from the runner, so they are not probes and have no probe config.
-ATTACKS: dict[str, str] = {
-    "fgsm": "attacks.adversarial:FGSM",
-    "pgd": "attacks.adversarial:PGD",
-}
-
-
-def probe_class(name: str) -> type:
-    """The class of shipped probe ``name`` (imported on demand)."""
-    from robustness.errors import ConfigError
-
-    if name not in PROBES:
-        raise ConfigError(f"unknown probe {name!r}; known: {', '.join(sorted(PROBES))}")
-    module, _, cls = PROBES[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
-
 
 def build_probes(cfg_probe: Mapping[str, Any] | None) -> list:
     """Instantiate a run's ``cfg.probe`` ({NAME: node with ``_target_``}) in order.

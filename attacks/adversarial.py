@@ -32,8 +32,8 @@ from attacks.base import Condition, ProbeContext, derive_seed, source_image
 from attacks.corruptions import check_target, targeted
 from robustness.data.types import Pair
 from robustness.errors import ConfigError
-from robustness.models.base import ImageInput
-from robustness.modes.query import Query
+from robustness.data.image import ImageInput
+from robustness.data.query import Query
 
 
 class GradientOracle(Protocol):

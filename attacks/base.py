@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 from robustness.data.types import OPTION_LABELS, Benchmark, OptionLabel, Pair
 from robustness.errors import ConfigError
-from robustness.modes.query import Answer, Query
+from robustness.data.query import Answer, Query
 
 QueryKey = tuple[str, int]  # (pair id, image slot 1 or 2): the record key of a query/answer
 Answers = Union[Sequence[Answer], Mapping[QueryKey, Answer]]
@@ -58,6 +58,10 @@ class Probe(ABC):
         if not name or "@" in name or "/" in name:
             raise ConfigError(f"probe name {name!r} must be non-empty without '@' or '/'")
         self.name = name
+
+    def check(self, benchmark: Benchmark) -> None:
+        """Fail at configuration time if this probe cannot work on ``benchmark`` (e.g. it
+        needs columns the benchmark does not have); the default accepts every benchmark."""
 
     def strategies(self) -> frozenset[str]:
         """Prompting strategies this probe's queries use (the runner checks the mode serves

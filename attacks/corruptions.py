@@ -22,8 +22,8 @@ import numpy as np
 from attacks.base import Condition, Probe, ProbeContext, derive_seed, source_image
 from robustness.data.types import Pair
 from robustness.errors import ConfigError
-from robustness.models.base import ImageInput
-from robustness.modes.query import Query
+from robustness.data.image import ImageInput
+from robustness.data.query import Query
 
 TARGETS = ("both", "image1", "image2")
 LEVELS = (1, 2, 3, 4, 5)

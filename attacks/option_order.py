@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from attacks.base import (Answers, Condition, Probe, ProbeContext, Queries, QueryKey,
                           index_by_key, percent, truth)
 from robustness.data.types import OPTION_LABELS, Choice, OptionLabel, Pair
-from robustness.modes.query import Answer, Query, swap_options
+from robustness.data.query import Answer, Query, swap_options
 
 # Keys of ``Answer.raw`` that carry per-letter scores, keyed by *displayed* letter, as the
 # modes write them: GD ``letter_probs`` (softmax over the letters) and ``letter_logprobs``;

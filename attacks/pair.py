@@ -19,8 +19,8 @@ from attacks.base import (Answers, Condition, Probe, ProbeContext, Queries, Quer
 from attacks.corruptions import check_target, targeted
 from robustness.data.types import Pair
 from robustness.errors import ConfigError
-from robustness.models.base import ImageInput
-from robustness.modes.query import Answer, Query
+from robustness.data.image import ImageInput
+from robustness.data.query import Answer, Query
 
 
 def show_image_of(slot: Query, other: Query) -> Query:

@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 from attacks.base import (Answers, Condition, Probe, ProbeContext, Queries, derive_seed,
                           index_by_key, percent)
-from robustness.data.types import OPTION_LABELS, OptionLabel, Pair
+from robustness.data.types import OPTION_LABELS, Benchmark, OptionLabel, Pair
 from robustness.errors import ConfigError
-from robustness.models.base import ImageInput
-from robustness.modes.query import FewShotExample, Query
+from robustness.data.image import ImageInput
+from robustness.data.query import FewShotExample, Query
 
 DEFAULT_PERSONA = ("You are an experienced board-certified radiologist. Read the image "
                    "systematically, compare it with the typical appearance of each finding, "
@@ -91,14 +91,25 @@ class Paraphrase(Probe):
         return [Condition(name=self.name, probe=self.name,
                           params={"question": self.question, "options": self.options})]
 
+    def check(self, benchmark: Benchmark) -> None:
+        """Refuse a benchmark whose pairs carry no paraphrase (MediConfusion's ``AI_*``)."""
+        if not any(p.mediconfusion is not None and p.mediconfusion.has_paraphrase
+                   for p in benchmark):
+            raise ConfigError(f"probe {self.name}: benchmark {benchmark.name!r} has no "
+                              "paraphrased questions (MediConfusion's AI_question, AI_option_A, "
+                              "AI_option_B); drop this probe for it")
+
     def apply(self, condition: Condition, pair: Pair, queries: tuple[Query, Query],
               ctx: ProbeContext) -> Sequence[Query]:
         out = []
+        fields = pair.mediconfusion
+        ai_question = fields.ai_question if fields is not None else ""
+        ai_options = fields.ai_options if fields is not None else ("", "")
         for q in queries:
-            question = pair.ai_question if self.question and pair.ai_question else q.question
+            question = ai_question if self.question and ai_question else q.question
             options = q.options
-            if self.options and all(pair.ai_options):
-                options = tuple(pair.ai_options[OPTION_LABELS.index(l)] for l in q.label_map)
+            if self.options and all(ai_options):
+                options = tuple(ai_options[OPTION_LABELS.index(l)] for l in q.label_map)
             changed = question != q.question or options != q.options
             out.append(replace(q, question=question, options=options)  # type: ignore[arg-type]
                        .with_meta(paraphrased=changed))
@@ -145,10 +156,16 @@ class FewShot(Probe):
     # -- selection (pure: depends only on the benchmark, the pair and the seed)
 
     @staticmethod
-    def _eligible(pair: Pair, candidates: Sequence[Pair]) -> list[Pair]:
-        taken = set(pair.local_ids) | set(pair.image_refs)
+    def _image_names(pair: Pair) -> set[str]:
+        fields = pair.mediconfusion
+        extra = set(fields.image_refs) if fields is not None else set()
+        return set(pair.image_keys) | extra
+
+    @classmethod
+    def _eligible(cls, pair: Pair, candidates: Sequence[Pair]) -> list[Pair]:
+        taken = cls._image_names(pair)
         return [p for p in candidates if p.pair_id != pair.pair_id
-                and not (taken & (set(p.local_ids) | set(p.image_refs)))]
+                and not (taken & cls._image_names(p))]
 
     def select(self, pair: Pair, ctx: ProbeContext) -> list[tuple[Pair, int]]:
         """The example (pair, image 1 or 2) list for ``pair``, in presentation order."""

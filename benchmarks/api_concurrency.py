@@ -1,6 +1,6 @@
 """Concurrency of the API adapters: 352 MC requests one at a time vs 16 in flight.
 
-Starts the loopback fake OpenAI server (``tests/fake_servers.py``) answering every request
+Starts the loopback fake OpenAI server (:mod:`robustness.testing.fake_api`) answering every request
 after ``--latency`` seconds (200 ms, a typical API round trip), then answers MediConfusion-sized
 MC work (176 pairs × 2 images = 352 queries, real MC mode, real OpenAI SDK) twice: through an
 adapter allowing one request in flight, and through one allowing ``--concurrency`` (16, the
@@ -21,13 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from robustness.modes import mode_from_config  # noqa: E402
+
 
 def make_queries(n: int, seed: int = 0):
     """``n`` MC queries over distinct 128×128 grayscale images, pairs of two."""
     import numpy as np
 
-    from robustness.models.base import ImageInput
-    from robustness.modes.query import Query
+    from robustness.data.image import ImageInput
+    from robustness.data.query import Query
 
     rng = np.random.default_rng(seed)
     queries = []
@@ -47,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from robustness.models.api import OpenAIAdapter
-    from robustness.modes.mc import MultipleChoiceMode
-    from tests.fake_servers import fake_api_server
+    from robustness.testing.fake_api import fake_api_server
 
     os.environ["API_BENCHMARK_FAKE_KEY"] = "sk-benchmark-fake-key-not-a-secret"
     queries = make_queries(args.requests)
-    mode = MultipleChoiceMode()
+    mode = mode_from_config("mc")
     runs = {}
     with fake_api_server(latency=args.latency) as server:
         for label, in_flight in (("sequential", 1), ("concurrent", args.concurrency)):

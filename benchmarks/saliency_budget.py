@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from robustness.data.mediconfusion import load_benchmark
     from robustness.data.phantom import generate_phantom_benchmark
-    from robustness.models.base import ImageInput
+    from robustness.data.image import ImageInput
     from robustness.models.hf import HFAdapter
-    from robustness.modes.query import clean_queries
+    from robustness.data.query import clean_queries
 
     from explain.run import select_pairs
 

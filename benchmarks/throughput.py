@@ -21,6 +21,7 @@ the smaller of the GD and PS ratios; the lines above also give batching alone.
 """
 
 from __future__ import annotations
+from robustness.modes import mode_from_config
 
 import argparse
 import sys
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
 CHUNK = 16
 
@@ -52,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from robustness.models.base import LoglikelihoodRequest, NextTokenRequest
     from robustness.models.hf import HFAdapter
-    from robustness.modes.gd import GreedyDecodingMode
-    from robustness.modes.ps import PrefixScoringMode
-    from tiny_models import build_tiny_llava, make_queries
+    from robustness.testing.tiny_models import build_tiny_llava, make_queries
 
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_llava(Path(tmp) / "bench_llava", hidden=256, layers=4,
@@ -66,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         tok = batched.load().tokenizer
         n_params = sum(p.numel() for p in model.parameters())
         queries = make_queries(args.requests, seed=1)
-        gd_prompts = GreedyDecodingMode().build_prompts(batched, queries)
-        ps_prompts = PrefixScoringMode().build_prompts(batched, queries)
+        gd_prompts = mode_from_config("gd").build_prompts(batched, queries)
+        ps_prompts = mode_from_config("ps").build_prompts(batched, queries)
         print(f"model: tiny LLaVA, {n_params / 1e6:.1f}M parameters, vocabulary "
               f"{model.config.text_config.vocab_size}, float32, CPU, {args.threads} thread(s); "
               f"{len(queries)} requests; batch size {args.batch_size}")

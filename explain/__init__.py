@@ -1,5 +1,7 @@
 """Saliency: captum attributions of a model's answer to its image and prompt.
 
+* :mod:`explain.base` — :class:`Explainer`, the interface the ``explain`` group builds, and
+  :class:`ExplainContext`, what the runner hands it;
 * :mod:`explain.methods` — image attribution methods with a uniform ``attribute()``:
   :class:`IntegratedGradients` (white-box) and :class:`Occlusion` (option scores only);
 * :mod:`explain.parts` — :class:`PartShapley`, the share of the image, question and options;
@@ -17,6 +19,8 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
+    "Explainer": "explain.base",
+    "ExplainContext": "explain.base",
     "IntegratedGradients": "explain.methods",
     "Occlusion": "explain.methods",
     "ImageExplainer": "explain.methods",

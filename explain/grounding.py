@@ -143,7 +143,7 @@ def finding(benchmark: Benchmark, pair: Pair, image_index: int) -> Finding | Non
     mask = None
     names: Iterable[str] = [meta["mask"]] if meta.get("mask") else []
     if not names:
-        names = [f"masks/{pair.local_ids[image_index - 1]}.png"]
+        names = [f"masks/{pair.image_keys[image_index - 1]}.png"]
     for name in names:
         path = Path(name) if Path(name).is_absolute() or root is None else root / name
         if path.is_file():

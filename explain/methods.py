@@ -24,7 +24,7 @@ from robustness.data.types import OptionLabel
 from robustness.errors import ConfigError
 from robustness.models.base import ModelAdapter
 from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Query
+from robustness.data.query import Query
 
 from explain.images import BASELINES, baseline_image, check_baseline
 from explain.references import ReferencePool

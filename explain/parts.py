@@ -23,7 +23,7 @@ import numpy as np
 from robustness.data.types import OptionLabel
 from robustness.models.base import ModelAdapter
 from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Query
+from robustness.data.query import Query
 
 from explain.images import baseline_image, check_baseline
 from explain.scoring import AnswerScorer, with_image

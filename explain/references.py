@@ -90,7 +90,7 @@ class ReferencePool:
 
     def _load(self, key: tuple[str, int]) -> np.ndarray:
         if key not in self._pixels:
-            from robustness.models.base import ImageInput
+            from robustness.data.image import ImageInput
 
             images: Sequence[Path] = self.benchmark.pair(key[0]).images  # type: ignore[assignment]
             self._pixels[key] = ImageInput.open(images[key[1] - 1]).pixels

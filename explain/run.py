@@ -31,8 +31,9 @@ from robustness.data.types import Benchmark, OptionLabel, Pair
 from robustness.errors import ConfigError
 from robustness.models.base import ModelAdapter
 from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Answer, Query
+from robustness.data.query import Answer, Query
 
+from explain.base import ExplainContext, Explainer
 from explain.grounding import (Finding, check_sign, finding, mask_energy_ratio, pointing_hit,
                                spearman)
 from explain.methods import ImageExplainer, ImageMap
@@ -131,7 +132,7 @@ class ImageRecord:
         }
 
 
-class SaliencyRun:
+class SaliencyRun(Explainer):
     """Explains ``pairs`` pairs of a run with ``method`` (see the module docstring)."""
 
     def __init__(self, method: ImageExplainer, pairs: int = 4, select: str = "diverse",
@@ -185,8 +186,8 @@ class SaliencyRun:
         self.method.check(adapter, mode)
 
     # ---------------------------------------------------------------------------- the runner
-    def explain_run(self, ctx: Any) -> dict[str, Any]:
-        """The runner's entry point (``robustness.runner.ExplainContext``)."""
+    def explain_run(self, ctx: ExplainContext) -> dict[str, Any]:
+        """The runner's entry point."""
         clean_answers = ctx.answers.get(CLEAN, {})
         others = [c for c in ctx.answers if c != CLEAN]
         return self.explain(ctx.adapter, ctx.mode, ctx.benchmark, ctx.clean_queries,

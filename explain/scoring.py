@@ -2,6 +2,8 @@
 
 Which score depends on how the mode reads its answer:
 
+Each mode declares which (``AnsweringMode.score_kind``):
+
 * MC and GD read a letter: the score is the letter-logit margin, log p(target letter) −
   log p(other letter) for the next token after the prompt (each letter's tokenizer spellings
   merged by log-sum-exp, exactly as the adapter's ``next_token_scores``). MC renders its own
@@ -24,29 +26,23 @@ import numpy as np
 
 from robustness.data.types import OPTION_LABELS, OptionLabel, other_label
 from robustness.errors import ConfigError
-from robustness.models.base import (Capability, ImageInput, LoglikelihoodRequest, ModelAdapter,
-                                    NextTokenRequest, Prompt)
-from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Answer, Query
+from robustness.data.image import ImageInput
+from robustness.models.base import (Capability, LoglikelihoodRequest, ModelAdapter, NextTokenRequest, Prompt)
+from robustness.modes.base import AnsweringMode, ScoreKind
+from robustness.data.query import Answer, Query
 
-LETTER_MODES = ("mc", "gd")
-OPTION_MODES = ("ps", "ff")
 TARGETS = ("chosen", "correct")
 
 
 def score_kind(mode: AnsweringMode) -> str:
-    """``letter`` (MC, GD) or ``option`` (PS, FF): which margin explains ``mode``'s answer."""
-    if mode.name in LETTER_MODES:
-        return "letter"
-    if mode.name in OPTION_MODES:
-        return "option"
-    raise ConfigError(f"explain: mode {mode.name!r} has no answer score to explain "
-                      f"(supported: {', '.join(LETTER_MODES + OPTION_MODES)})")
+    """``letter`` or ``option``: which margin explains ``mode``'s answer (the mode declares it)."""
+    return ScoreKind(mode.score_kind).value
 
 
 def normalisation(mode: AnsweringMode) -> str:
-    """How option log-likelihoods are normalised (the PS mode's rule; FF uses per-token)."""
-    return str(getattr(mode, "normalize", "per_token"))
+    """How option log-likelihoods are normalised (the mode declares it: PS's rule, else
+    per-token)."""
+    return mode.option_normalization
 
 
 def normalised(logprob: float, n_tokens: int, n_chars: int, normalize: str) -> float:
@@ -98,10 +94,7 @@ class AnswerScorer:
 
     def prompts(self, queries: Sequence[Query]) -> list[Prompt]:
         """The prompts the mode renders for ``queries`` (same templates as when answering)."""
-        build = getattr(self.mode, "build_prompts", None)
-        if build is None:
-            raise ConfigError(f"explain: mode {self.mode.name!r} does not expose its prompts")
-        return list(build(self.adapter, queries))
+        return list(self.mode.build_prompts(self.adapter, queries))
 
     def option_scores(self, queries: Sequence[Query]) -> list[Mapping[str, float]]:
         """Per query, the score of each displayed label (letter log-probabilities or

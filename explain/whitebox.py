@@ -29,10 +29,10 @@ import numpy as np
 
 from robustness.data.types import OPTION_LABELS, OptionLabel, other_label
 from robustness.errors import ConfigError
-from robustness.models.base import ModelAdapter
+from robustness.models.base import ModelAdapter, WhiteBoxAdapter
 from robustness.models.hf import split_continuation
 from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Query
+from robustness.data.query import Query
 
 from explain.scoring import normalisation, normalised, score_kind
 
@@ -46,9 +46,7 @@ MAX_MEAN_PIXEL_GAP = 0.02
 
 def is_white_box(adapter: ModelAdapter) -> bool:
     """Whether ``adapter`` exposes a loaded torch model and processor (Hugging Face style)."""
-    return all(callable(getattr(adapter, name, None))
-               for name in ("load", "encode", "render", "render_with_answer",
-                            "candidate_token_ids"))
+    return isinstance(adapter, WhiteBoxAdapter)
 
 
 def require_white_box(adapter: ModelAdapter, purpose: str) -> None:

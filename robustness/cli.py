@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "score": "robustness.commands.score",
     "data": "robustness.commands.data",
     "train-reference": "robustness.commands.train_reference",
-    "gate": "robustness.gate.cli",
+    "gate": "robustness.commands.gate",
 }
 
 USAGE = """usage: robustness [HYDRA_OVERRIDES ...]          run an experiment (Hydra; -m for sweeps)
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         print("\nHydra help for experiments: robustness --hydra-help / robustness --cfg job")
         return 0
-    from robustness.app import run_app  # Hydra and torch only when an experiment runs
+    from robustness.shell import run_app  # Hydra and torch only when an experiment runs
 
     return run_guarded(lambda a: run_app(a), args, "robustness")
 

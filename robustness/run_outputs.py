@@ -20,7 +20,8 @@ from attacks.base import Condition
 from robustness.data.types import Pair
 from robustness.metrics import ChoiceKey, ScoreReport
 from robustness.models.base import ModelAdapter
-from robustness.modes.query import Answer, Query
+from robustness.models.cache import CachedAdapter
+from robustness.data.query import Answer, Query
 from robustness.tracking.base import ExampleImage, Table
 
 log = logging.getLogger(__name__)
@@ -187,10 +188,10 @@ def usage_summary(tokens: Counter, model: ModelAdapter,
         parts["judge"] = (judge, tokens["judge_input"], tokens["judge_output"])
     out: dict[str, Any] = {}
     for who, (adapter, inp, outp) in parts.items():
-        prices = getattr(adapter, "prices", None) if adapter is not None else None
+        prices = adapter.prices if adapter is not None else None
         entry = _usage_block(inp, outp, prices)
-        stats = getattr(adapter, "cache_stats", None)
-        if stats is not None:
+        if isinstance(adapter, CachedAdapter):
+            stats = adapter.cache_stats
             entry["this_run"] = _usage_block(stats.input_tokens, stats.output_tokens, prices)
         out[who] = entry
     entries = list(out.values())
@@ -206,13 +207,15 @@ def backend_stats(model: ModelAdapter, judge: ModelAdapter | None) -> dict[str, 
     """Counters a backend keeps itself (API adapters' ``stats()``: requests, retries, failures)."""
     out = {}
     for key, adapter in (("model_stats", model), ("judge_stats", judge)):
-        inner = getattr(adapter, "inner", adapter)
-        stats = getattr(inner, "stats", None)
-        if callable(stats):
-            try:
-                out[key] = jsonable(stats())
-            except Exception:  # noqa: BLE001 - counters are informative, never fatal
-                log.debug("no stats from %s", type(inner).__name__, exc_info=True)
+        if adapter is None:
+            continue
+        try:
+            stats = adapter.stats()
+        except Exception:  # noqa: BLE001 - counters are informative, never fatal
+            log.debug("no stats from %s", type(adapter).__name__, exc_info=True)
+            continue
+        if stats is not None:
+            out[key] = jsonable(stats)
     return out
 
 

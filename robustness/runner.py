@@ -14,19 +14,23 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from attacks.base import Condition, Probe, ProbeContext
+from attacks.base import Condition, Probe, ProbeContext, scoring_pair
+from explain.base import ExplainContext, Explainer
 from robustness.data.types import Benchmark, Pair
 from robustness.errors import ConfigError
 from robustness.interrupts import StopOnInterrupt
 from robustness.metrics import RANDOM_GUESS, score_pairs
-from robustness.models.base import ImageInput, ModelAdapter
+from robustness.data.image import ImageInput
+from robustness.models.base import ModelAdapter
+from robustness.models.cache import CachedAdapter
 from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Answer, Query, clean_queries
+from robustness.modes.prompts import PromptStrategy
+from robustness.data.query import Answer, Query, clean_queries
 from robustness.shifts import compute_shifts
 from robustness.stats import bootstrap_cis
 from robustness.run_outputs import (AnswerMap, ConditionResult, QueryMap, answer_rows,
@@ -41,14 +45,14 @@ CLEAN = "clean"
 
 @dataclass
 class RunSettings:
-    """Knobs of the loop that change no answer."""
+    """Knobs of the loop that change no answer (defaults: ``conf/config.yaml``)."""
 
-    batch_pairs: int = 16  # pairs per model call (2 queries each)
-    seed: int = 0  # probe seeds and bootstrap seed
-    examples: int = 2  # example pairs per condition drawn for the report and W&B
-    resamples: int = 2000  # bootstrap resamples for CIs
-    progress: bool | None = None  # None: bars only on a terminal
-    answers_table_limit: int = 20000  # rows of the per-question W&B table
+    batch_pairs: int  # pairs per model call (2 queries each)
+    seed: int  # probe seeds and bootstrap seed
+    examples: int  # example pairs per condition drawn for the report and W&B
+    resamples: int  # bootstrap resamples for CIs
+    progress: bool | None  # None: bars only on a terminal
+    answers_table_limit: int = 20000  # rows of the per-question W&B table (not a setting)
 
 
 @dataclass
@@ -66,21 +70,6 @@ class RunMeta:
     dataset_settings: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class ExplainContext:
-    """What an explainer (``explain`` config group) gets after the conditions have run."""
-
-    adapter: ModelAdapter  # the model itself, not the cache (gradients, option scores)
-    mode: AnsweringMode
-    benchmark: Benchmark
-    clean_queries: QueryMap
-    answers: dict[str, AnswerMap]  # per condition
-    probe_queries: Callable[[str, Pair], Sequence[Query]]  # (condition name, pair) -> queries
-    run_dir: Path
-    tracker: Tracker
-    seed: int
-
-
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -90,25 +79,21 @@ def _batches(items: Sequence[Pair], size: int) -> Iterable[Sequence[Pair]]:
         yield items[start:start + size]
 
 
-def _truth(query: Query) -> str:
-    return query.to_original(query.correct)  # type: ignore[return-value]
-
-
 class Runner:
     """Runs one experiment over a benchmark with one model and mode and a list of probes."""
 
     def __init__(self, benchmark: Benchmark, adapter: ModelAdapter, mode: AnsweringMode,
-                 probes: Sequence[Probe] = (), *, run_dir: str | Path,
-                 tracker: Tracker | None = None, settings: RunSettings | None = None,
-                 meta: RunMeta | None = None, prompt: Any = None,
-                 explainer: Any = None) -> None:
+                 probes: Sequence[Probe] = (), *, run_dir: str | Path, settings: RunSettings,
+                 tracker: Tracker | None = None, meta: RunMeta | None = None,
+                 prompt: PromptStrategy | None = None,
+                 explainer: Explainer | None = None) -> None:
         self.benchmark = benchmark
         self.adapter = adapter
         self.mode = mode
         self.probes = list(probes)
         self.run_dir = Path(run_dir)
         self.tracker = tracker or NullTracker()
-        self.settings = settings or RunSettings()
+        self.settings = settings
         self.meta = meta or RunMeta()
         self.prompt = prompt  # the base prompting strategy (``PromptStrategy``), or None
         self.explainer = explainer
@@ -123,16 +108,15 @@ class Runner:
     def _plan(self) -> list[tuple[Probe | None, Condition]]:
         """Clean first, then every probe's conditions; names unique; fail before any work."""
         self.mode.check(self.adapter)
-        check_strategy = getattr(self.mode, "check_strategy", None)
-        if check_strategy is not None and self.prompt is not None:
-            check_strategy(self.prompt.strategy)
+        if self.prompt is not None:
+            self.mode.check_strategy(self.prompt.strategy)
         plan: list[tuple[Probe | None, Condition]] = [
             (None, Condition(name=CLEAN, probe=CLEAN, params={}))]
         seen = {CLEAN: "the clean condition"}
         for probe in self.probes:
-            if check_strategy is not None:
-                for strategy in sorted(getattr(probe, "strategies", lambda: ())()):
-                    check_strategy(strategy)
+            probe.check(self.benchmark)
+            for strategy in sorted(probe.strategies()):
+                self.mode.check_strategy(strategy)
             for cond in probe.conditions():
                 if cond.name in seen:
                     raise ConfigError(f"probe {probe.name}: condition name {cond.name!r} is "
@@ -170,9 +154,9 @@ class Runner:
     def _base_examples(self, pair: Pair, queries: tuple[Query, Query]) -> tuple:
         """Worked examples for a ``few_shot`` base strategy: the few_shot probe's seeded pick
         from other pairs (never this one), images from the raw loader (no recursion)."""
-        k = int(getattr(self.prompt, "few_shot_k", 0) or 0)
-        if getattr(self.prompt, "strategy", "") != "few_shot" or k < 1:
+        if self.prompt is None or self.prompt.strategy != "few_shot":
             return ()
+        k = self.prompt.few_shot_k
         from attacks.prompting import FewShot
 
         picker = FewShot(k=k, name="prompt_few_shot")
@@ -224,8 +208,8 @@ class Runner:
         return answers
 
     def _cache_stats(self) -> dict[str, int]:
-        stats = getattr(self.adapter, "cache_stats", None)
-        return stats.as_dict() if stats is not None else {}
+        cached = self.adapter if isinstance(self.adapter, CachedAdapter) else None
+        return cached.cache_stats.as_dict() if cached is not None else {}
 
     def run_condition(self, probe: Probe | None, condition: Condition, ctx: ProbeContext,
                       bar: Any = None) -> tuple[ConditionResult, QueryMap]:
@@ -241,8 +225,7 @@ class Runner:
             for pair in batch:
                 qs = self.condition_queries(probe, condition, pair, ctx)
                 batch_queries += qs
-                gold = (_truth(qs[0]), _truth(qs[1]))
-                scoring.append(pair if gold == pair.correct else replace(pair, correct=gold))
+                scoring.append(scoring_pair(pair, qs))
             for q, a in zip(batch_queries, self._answer(batch_queries)):
                 answers[q.key] = a
                 queries[q.key] = q
@@ -313,7 +296,7 @@ class Runner:
         summary = self._summary(conditions_out, failures, usage, started_at, t0)
         if self.explainer is not None:
             saliency = self.explainer.explain_run(ExplainContext(
-                adapter=getattr(self.adapter, "inner", self.adapter), mode=self.mode,
+                adapter=self.adapter.unwrap(), mode=self.mode,
                 benchmark=self.benchmark, clean_queries=dict(self._clean),
                 answers={k: r.answers for k, r in results.items()},
                 probe_queries=self.probe_queries, run_dir=self.run_dir, tracker=self.tracker,
@@ -341,8 +324,7 @@ class Runner:
                                               resamples=self.settings.resamples)
             out["shift"] = overall
             out["shift_per_category"] = per_cat
-            extra = probe.extra_metrics(result.condition, clean.answers, result.answers, queries) \
-                if hasattr(probe, "extra_metrics") else {}
+            extra = probe.extra_metrics(result.condition, clean.answers, result.answers, queries)
             if extra:
                 out["probe_metrics"] = jsonable(extra)
         out["n_answers"] = len(result.answers)
@@ -354,7 +336,7 @@ class Runner:
     def _summary(self, conditions: dict[str, Any], failures: Counter, usage: Counter,
                  started_at: str, t0: float) -> dict[str, Any]:
         bench = self.benchmark
-        cache_path = getattr(self.adapter, "path", None)
+        cache_path = self.adapter.path if isinstance(self.adapter, CachedAdapter) else None
         return {
             "model": self.meta.model or str(self.adapter.model_id),
             "mode": self.meta.mode or self.mode.name,
@@ -382,8 +364,6 @@ class Runner:
         }
 
     def _judge_adapter(self) -> ModelAdapter | None:
-        judge = getattr(self.mode, "judge", None)
-        adapter = getattr(judge, "adapter", None)
-        return adapter if isinstance(adapter, ModelAdapter) else None
+        return self.mode.auxiliary_adapters().get("judge")
 
 

@@ -7,9 +7,9 @@ import importlib
 from robustness.errors import UserError
 
 DATA_COMMANDS: dict[str, tuple[str, str]] = {
-    "download": ("robustness.data.download", "fetch MediConfusion annotations and images"),
-    "phantom": ("robustness.data.phantom", "generate the synthetic phantom benchmark"),
-    "preview": ("robustness.data.preview", "draw a contact sheet of a benchmark folder"),
+    "download": ("robustness.commands.data_download", "fetch MediConfusion annotations and images"),
+    "phantom": ("robustness.commands.data_phantom", "generate the synthetic phantom benchmark"),
+    "preview": ("robustness.commands.data_preview", "draw a contact sheet of a benchmark folder"),
 }
 
 

@@ -8,13 +8,10 @@ model card. Interrupted training continues from its last saved state when run ag
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 from robustness.errors import ConfigError, UserError
 
-CONF_ENV = "ROBUSTNESS_CONF_DIR"
 CONFIG_NAME = "train_reference"
 
 USAGE = """usage: robustness train-reference [HYDRA_OVERRIDES ...]
@@ -36,17 +33,6 @@ Settings (conf/train_reference.yaml): data seeds and size, architecture, stage s
 rates, batch sizes, answer-format mix, bias (share of answers at option A), output_dir."""
 
 
-def config_dir() -> Path:
-    """``conf/`` at the repository root (or ``$ROBUSTNESS_CONF_DIR``)."""
-    override = os.environ.get(CONF_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "conf"
-    if not (path / f"{CONFIG_NAME}.yaml").is_file():
-        where = f"${CONF_ENV}={override}" if override else "the repository root"
-        raise UserError(f"{path / (CONFIG_NAME + '.yaml')}: config not found at {where} "
-                        f"(run from a source checkout, or set {CONF_ENV})")
-    return path.resolve()
-
-
 def compose(overrides: list[str]):
     """The composed training config (one clear line for a bad override)."""
     from hydra import compose as hydra_compose
@@ -54,8 +40,11 @@ def compose(overrides: list[str]):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from robustness.configs import config_dir
+
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(config_dir(f"{CONFIG_NAME}.yaml")),
+                                   version_base="1.3"):
             return hydra_compose(config_name=CONFIG_NAME, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         message = " ".join(str(err).split())

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Literal
 
-from robustness.data.types import OPTION_LABELS, Benchmark, Pair
+from robustness.data.types import OPTION_LABELS, Benchmark, MediConfusionFields, Pair
 from robustness.errors import UserError
 
 ImageSource = Literal["local", "roco"]
@@ -36,7 +36,8 @@ def _safe_relative(path: Path, pair_id: str, field: str, ref: str) -> PurePosixP
     return rel
 
 
-def _parse_pair(path: Path, pair_id: str, raw: Any) -> Pair:
+def pair_from_record(path: Path, pair_id: str, raw: Any) -> Pair:
+    """One ``dataset.json`` record as a :class:`Pair` (every problem names file, pair, field)."""
     if not isinstance(raw, dict):
         raise _fail(path, pair_id, "<pair>", "expected an object")
     for name in _REQUIRED:
@@ -79,13 +80,14 @@ def _parse_pair(path: Path, pair_id: str, raw: Any) -> Pair:
         options=(raw["option_A"].strip(), raw["option_B"].strip()),
         correct=(raw["im_1_correct"], raw["im_2_correct"]),
         categories=(tuple(raw["category_1"]), tuple(raw["category_2"])),
-        image_refs=(raw["im_1"], raw["im_2"]),
-        local_ids=(local_ids[0], local_ids[1]),
-        captions=(raw["cap_1"].strip(), raw["cap_2"].strip()),
-        biomedclip_sim=sims[0],
-        dino_sim=sims[1],
-        ai_question=raw["AI_question"].strip(),
-        ai_options=(raw["AI_option_A"].strip(), raw["AI_option_B"].strip()),
+        mediconfusion=MediConfusionFields(
+            image_refs=(raw["im_1"], raw["im_2"]),
+            local_ids=(local_ids[0], local_ids[1]),
+            captions=(raw["cap_1"].strip(), raw["cap_2"].strip()),
+            biomedclip_sim=sims[0],
+            dino_sim=sims[1],
+            ai_question=raw["AI_question"].strip(),
+            ai_options=(raw["AI_option_A"].strip(), raw["AI_option_B"].strip())),
         extra=MappingProxyType(extra),
     )
 
@@ -128,14 +130,20 @@ def read_annotations(path: str | Path) -> tuple[dict[str, Any], str]:
     return raw, hashlib.sha256(data).hexdigest()
 
 
+def _fields(pair: Pair) -> MediConfusionFields:
+    """The MediConfusion columns this loader attached (always present on its own pairs)."""
+    assert pair.mediconfusion is not None, "pair was not read by pair_from_record"
+    return pair.mediconfusion
+
+
 def _locate_image(path: Path, root: Path, pair: Pair, image: int, source: ImageSource,
                   extension: str | None) -> Path:
     field = f"im_{image}_local" if source == "local" else f"im_{image}"
     if source == "roco":
-        candidates = [root / pair.image_refs[image - 1]]
+        candidates = [root / _fields(pair).image_refs[image - 1]]
     else:
         exts = (extension,) if extension else IMAGE_EXTENSIONS
-        candidates = [root / f"{pair.local_ids[image - 1]}{ext}" for ext in exts]
+        candidates = [root / f"{_fields(pair).local_ids[image - 1]}{ext}" for ext in exts]
     for candidate in candidates:
         resolved = candidate.resolve()
         if not resolved.is_relative_to(root.resolve()):
@@ -179,7 +187,7 @@ def load_benchmark(
     """
     path = Path(annotations)
     raw, digest = read_annotations(path)
-    pairs = [_parse_pair(path, str(pid), entry) for pid, entry in raw.items()]
+    pairs = [pair_from_record(path, str(pid), entry) for pid, entry in raw.items()]
     root = Path(image_root) if image_root is not None else path.parent / "images"
     if require_images:
         if not root.is_dir():

@@ -7,16 +7,12 @@ the correct answer of each image. Works for the real MediConfusion folder too (n
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from robustness.data.mediconfusion import load_benchmark
 from robustness.data.types import Pair
-from robustness.errors import UserError
 
 OUTLINE = (255, 48, 48)
 INK = (20, 20, 20)
@@ -24,25 +20,6 @@ MUTED = (95, 95, 95)
 ACCENT = (20, 70, 160)
 BACKGROUND = (255, 255, 255)
 PAD = 10
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="robustness data preview",
-                     description="Draw a contact sheet (PNG) of the pairs in a benchmark folder: both images "
-                                 "with mask outlines, question, options and correct answers.")
-    parser.add_argument("folder", metavar="DIR", help="benchmark folder (with dataset.json and images/) "
-                                                      "or a dataset.json path")
-    parser.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write")
-    parser.add_argument("--pairs", type=int, default=8, help="number of pairs, from the first (default 8)")
-    parser.add_argument("--ids", metavar="LIST", help="comma-separated pair ids to show instead")
-    parser.add_argument("--tile", type=int, default=180, help="image tile side in pixels (default 180)")
-    parser.add_argument("--font-size", type=int, default=13, help="text size in pixels (default 13)")
-    return parser
 
 
 def load_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -92,7 +69,7 @@ def mask_path(pair: Pair, image: int, root: Path) -> Path | None:
     if meta and isinstance(meta.get(f"im_{image}"), dict) and meta[f"im_{image}"].get("mask"):
         candidate = root / meta[f"im_{image}"]["mask"]
     else:
-        candidate = root / "masks" / f"{pair.local_ids[image - 1]}.png"
+        candidate = root / "masks" / f"{pair.image_keys[image - 1]}.png"
     return candidate if candidate.is_file() else None
 
 
@@ -114,6 +91,10 @@ def tile_image(path: Path, mask: Path | None, tile: int) -> Image.Image:
     return canvas
 
 
+def _captions(pair: Pair) -> tuple[str, str]:
+    return pair.mediconfusion.captions if pair.mediconfusion is not None else ("", "")
+
+
 def _pair_lines(pair: Pair) -> list[tuple[str, tuple[int, int, int], str]]:
     """(text, colour, style) blocks describing one pair; style 'wrap' blocks are word-wrapped."""
     meta = pair.extra.get("phantom") if isinstance(pair.extra.get("phantom"), dict) else {}
@@ -127,8 +108,8 @@ def _pair_lines(pair: Pair) -> list[tuple[str, tuple[int, int, int], str]]:
         (f"A: {pair.options[0]}", INK, "wrap"),
         (f"B: {pair.options[1]}", INK, "wrap"),
         (f"Correct: image 1 -> {pair.correct[0]},  image 2 -> {pair.correct[1]}", ACCENT, "wrap"),
-        (f"1: {pair.captions[0]}", MUTED, "wrap"),
-        (f"2: {pair.captions[1]}", MUTED, "wrap"),
+        (f"1: {_captions(pair)[0]}", MUTED, "wrap"),
+        (f"2: {_captions(pair)[1]}", MUTED, "wrap"),
     ]
 
 
@@ -166,36 +147,3 @@ def contact_sheet(pairs: list[Pair], root: Path, *, tile: int = 180, font_size: 
         y += height
         draw.line((PAD, y - PAD // 2, width - PAD, y - PAD // 2), fill=(220, 220, 220))
     return sheet
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    if args.pairs <= 0:
-        raise UserError(f"--pairs: must be positive, got {args.pairs}")
-    if not 32 <= args.tile <= 1024:
-        raise UserError(f"--tile: must be in [32, 1024], got {args.tile}")
-    if not 6 <= args.font_size <= 64:
-        raise UserError(f"--font-size: must be in [6, 64], got {args.font_size}")
-    source = Path(args.folder)
-    annotations = source if source.suffix == ".json" else source / "dataset.json"
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"{out}: --out must name a .png file")
-    benchmark = load_benchmark(annotations, require_images=True)
-    if args.ids:
-        wanted = [i.strip() for i in args.ids.split(",") if i.strip()]
-        missing = [i for i in wanted if i not in benchmark]
-        if missing:
-            raise UserError(f"{annotations}: unknown pair id(s) {', '.join(missing)}")
-        pairs = [benchmark.pair(i) for i in wanted]
-    else:
-        pairs = list(benchmark)[:args.pairs]
-    title = f"{annotations}  ·  {len(pairs)} of {len(benchmark)} pairs  ·  red: ground-truth mask"
-    sheet = contact_sheet(pairs, annotations.parent, tile=args.tile, font_size=args.font_size, title=title)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sheet.save(out, format="PNG", optimize=True)
-    except OSError as err:
-        raise UserError(f"{out}: cannot write ({err.strerror or err})") from None
-    print(f"wrote {out} ({len(pairs)} pairs, {sheet.width}x{sheet.height})")
-    return 0

@@ -29,7 +29,13 @@ SHIFT_METRICS: dict[str, str] = {f"{m}_shift": m for m in LEVEL_METRICS}
 CATEGORY_METRICS: tuple[str, ...] = ("set_accuracy", "confusion", "set_accuracy_shift",
                                      "confusion_shift")
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "gate"
+
+
+def presets_dir() -> Path:
+    """``gate/`` in the toolkit's config folder (installed package or checkout)."""
+    from robustness.configs import config_dir
+
+    return config_dir("gate/default.yaml") / "gate"
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,11 @@ def resolve_config_path(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    preset = CONF_DIR / f"{name}.yaml"
+    folder = presets_dir()
+    preset = folder / f"{name}.yaml"
     if path.suffix == "" and preset.is_file():
         return preset
-    presets = sorted(p.stem for p in CONF_DIR.glob("*.yaml")) if CONF_DIR.is_dir() else []
+    presets = sorted(p.stem for p in folder.glob("*.yaml"))
     hint = f" (presets: {', '.join(presets)})" if presets else ""
     raise ConfigError(f"{name}: no such gate config file{hint}")
 
@@ -93,14 +100,10 @@ def resolve_config_path(name: str | Path) -> Path:
 def load_rules(config: str | Path | None = None) -> GateRules:
     """Rules from ``config`` (a YAML file or preset name) over the built-in defaults.
 
-    Without ``config``: ``conf/gate/default.yaml`` where the ``conf/`` folder exists, else the
-    built-in defaults (which equal that file).
+    Without ``config``: ``conf/gate/default.yaml`` (the built-in defaults equal that file).
     """
     if config is None:
-        default = CONF_DIR / "default.yaml"
-        if not default.is_file():
-            return GateRules()
-        config = default
+        config = presets_dir() / "default.yaml"
     path = resolve_config_path(config)
     import yaml
 

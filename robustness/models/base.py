@@ -8,16 +8,13 @@ The model layer knows nothing of probes, Hydra or W&B.
 
 from __future__ import annotations
 
-import hashlib
-import io
-from abc import ABC
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-import numpy as np
 
+from robustness.data.image import ImageInput
 from robustness.errors import ConfigError
 
 
@@ -27,55 +24,6 @@ class Capability(str, Enum):
     GENERATE = "generate"
     NEXT_TOKEN_SCORES = "next_token_scores"
     LOGLIKELIHOOD = "loglikelihood"
-
-
-@dataclass(frozen=True, eq=False)
-class ImageInput:
-    """One image as uint8 pixels (H×W grayscale or H×W×3 RGB), the form probes produce.
-
-    ``digest`` hashes the pixels after any perturbation, so it keys the answer cache.
-    """
-
-    pixels: np.ndarray
-
-    def __post_init__(self) -> None:
-        arr = np.ascontiguousarray(self.pixels)
-        if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
-            raise ValueError("ImageInput needs a uint8 H×W or H×W×C array")
-        arr.setflags(write=False)
-        object.__setattr__(self, "pixels", arr)
-
-    @classmethod
-    def open(cls, path: str | Path) -> "ImageInput":
-        """Read an image file (grayscale stays grayscale, everything else becomes RGB)."""
-        from PIL import Image
-
-        with Image.open(path) as img:
-            img = img.convert("L") if img.mode in ("L", "I;16", "I", "1") else img.convert("RGB")
-            return cls(np.asarray(img, dtype=np.uint8))
-
-    @property
-    def digest(self) -> str:
-        """sha256 of shape and pixel bytes (cached)."""
-        cached = self.__dict__.get("_digest")
-        if cached is None:
-            h = hashlib.sha256(str(self.pixels.shape).encode())
-            h.update(self.pixels.tobytes())
-            cached = h.hexdigest()
-            object.__setattr__(self, "_digest", cached)
-        return cached
-
-    def pil(self, mode: str = "RGB"):
-        """A PIL image in ``mode`` (RGB by default, as most processors expect)."""
-        from PIL import Image
-
-        return Image.fromarray(self.pixels).convert(mode)
-
-    def png_bytes(self) -> bytes:
-        """Lossless PNG encoding, e.g. for API providers."""
-        buf = io.BytesIO()
-        self.pil("L" if self.pixels.ndim == 2 else "RGB").save(buf, format="PNG")
-        return buf.getvalue()
 
 
 Role = Literal["system", "user", "assistant"]
@@ -211,6 +159,9 @@ class ModelAdapter(ABC):
     """Base of every model backend. Methods take whole lists so a backend can sort/batch/pad."""
 
     capabilities: frozenset[Capability] = frozenset()
+    prompt_family: str | None = None  # selects a mode's per-family templates
+    plain_prompts: bool = False  # plain text, not chat turns: modes use their plain_templates
+    prices: Mapping[str, float] | None = None  # USD per million input/output tokens (API presets)
 
     @property
     def model_id(self) -> str:  # pragma: no cover - overridden
@@ -219,6 +170,14 @@ class ModelAdapter(ABC):
     def identity(self) -> dict[str, Any]:
         """Everything about the model that can change an answer (id, revision, dtype, ...)."""
         return {"model_id": self.model_id}
+
+    def stats(self) -> dict[str, Any] | None:
+        """Counters the backend keeps itself (requests, retries, failures), if any."""
+        return None
+
+    def unwrap(self) -> "ModelAdapter":
+        """The backend itself, below any wrappers (the answer cache)."""
+        return self
 
     def require(self, capability: Capability, purpose: str) -> None:
         """Fail at configuration time if this adapter cannot serve ``capability``."""
@@ -238,3 +197,31 @@ class ModelAdapter(ABC):
 
     def close(self) -> None:
         """Release resources (clients, GPU memory)."""
+
+
+class WhiteBoxAdapter(ModelAdapter):
+    """An adapter that exposes its loaded torch model, so gradients can flow to the pixels.
+
+    Saliency (Integrated Gradients) and white-box attacks replay the adapter's own prompt
+    rendering, processor call and scoring through these methods (see ``explain/whitebox.py``).
+    """
+
+    @abstractmethod
+    def load(self) -> Any:
+        """The loaded model bundle: ``model``, ``processor``, ``family`` and what was derived."""
+
+    @abstractmethod
+    def render(self, prompt: Prompt) -> str:
+        """The text handed to the processor for a prompt awaiting the assistant's answer."""
+
+    @abstractmethod
+    def render_with_answer(self, prompt: Prompt, answer: str) -> tuple[str, str]:
+        """``prompt`` + ``answer`` split into (prefix text, answer text) as the model sees it."""
+
+    @abstractmethod
+    def encode(self, texts: list[str], images: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """Processor inputs for texts with their PIL images, as the adapter batches them."""
+
+    @abstractmethod
+    def candidate_token_ids(self, candidate: str) -> tuple[int, ...]:
+        """Token ids that spell ``candidate`` as a next token (GD's merged letter spellings)."""

@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from robustness.models.base import (
     ContinuationScore,
@@ -217,7 +217,8 @@ class CachedAdapter(ModelAdapter):
 
     Misses of one call are sent to the wrapped adapter as one list (so it can still batch),
     identical requests within a call are sent once, and new answers are appended durably before
-    they are returned. Other attributes (``prices``, tokenizer, ...) pass through to ``inner``.
+    they are returned. ``inner`` is the wrapped adapter, ``cache_stats`` counts this process's
+    hits and misses, ``path`` is the cache file; the adapter's declared attributes pass through.
     """
 
     def __init__(self, adapter: ModelAdapter, cache_dir: str | Path, *, enabled: bool = True) -> None:
@@ -238,10 +239,23 @@ class CachedAdapter(ModelAdapter):
     def identity(self) -> dict[str, Any]:
         return self.inner.identity()
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not yet set (during unpickling): avoid recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    @property
+    def prompt_family(self) -> str | None:  # type: ignore[override]
+        return self.inner.prompt_family
+
+    @property
+    def plain_prompts(self) -> bool:  # type: ignore[override]
+        return self.inner.plain_prompts
+
+    @property
+    def prices(self) -> Mapping[str, float] | None:  # type: ignore[override]
+        return self.inner.prices
+
+    def stats(self) -> dict[str, Any] | None:
+        return self.inner.stats()
+
+    def unwrap(self) -> ModelAdapter:
+        return self.inner.unwrap()
 
     def close(self) -> None:
         self.inner.close()

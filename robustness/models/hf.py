@@ -46,11 +46,11 @@ from robustness.models.base import (
     GenerationSettings,
     LoglikelihoodRequest,
     LoglikelihoodResult,
-    ModelAdapter,
     NextTokenRequest,
     NextTokenResult,
     Prompt,
     Usage,
+    WhiteBoxAdapter,
 )
 from robustness.models.hf_families import (
     FamilySpec,
@@ -192,7 +192,7 @@ def split_continuation(tokenizer, prompt_text: str, answer: str) -> tuple[list[i
     return b[common:], len(a) - common
 
 
-class HFAdapter(ModelAdapter):
+class HFAdapter(WhiteBoxAdapter):
     """A Hugging Face vision-language model answering whole lists of requests in batches.
 
     Construction is cheap (nothing is read); the model loads on first use or :meth:`load`.
@@ -335,6 +335,11 @@ class HFAdapter(ModelAdapter):
                                   f"({_one_line(err)})") from None
             self._config_family = family_for_model_type(getattr(config, "model_type", "")).name
         return self._config_family
+
+    @property
+    def plain_prompts(self) -> bool:
+        """Whether the family takes the paper's plain-text wording (BLIP-2 style)."""
+        return family_by_name(self.prompt_family).plain_prompts
 
     def close(self) -> None:
         if self._loaded is not None:

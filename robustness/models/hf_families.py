@@ -29,6 +29,7 @@ class FamilySpec:
     name: str
     model_types: tuple[str, ...] = ()
     chat_template: bool = True  # False: the prompt is plain text (BLIP-2, InstructBLIP, PaliGemma)
+    plain_prompts: bool = False  # True: modes render their plain_templates (the paper's BLIP-2 wording)
     plain_image_token: str = ""  # plain prompts: placeholder written once per image, in front
     answer_joiner: str = " "  # plain prompts: text between the prompt and a scored answer
     processor_text_suffix: str = ""  # text the processor itself appends after the prompt
@@ -86,14 +87,15 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec(name="idefics3", model_types=("idefics3", "smolvlm"), prefix_cache=True),
     # PaliGemma: no chat template; the processor writes bos after the image tokens and "\n"
     # after the prefix; the prefix attends bidirectionally and answer tokens carry type 1.
-    FamilySpec(name="paligemma", model_types=("paligemma",), chat_template=False,
+    FamilySpec(name="paligemma", model_types=("paligemma",), chat_template=False, plain_prompts=True,
                plain_image_token="<image>", answer_joiner="", processor_text_suffix="\n",
                continuation_token_type=1),
     # BLIP-2 / InstructBLIP: plain "Question: ... Answer:" prompts, one image, query tokens
     # inserted by the processor.
-    FamilySpec(name="blip2", model_types=("blip-2",), chat_template=False, max_images=1),
-    FamilySpec(name="instructblip", model_types=("instructblip",), chat_template=False,
+    FamilySpec(name="blip2", model_types=("blip-2",), chat_template=False, plain_prompts=True,
                max_images=1),
+    FamilySpec(name="instructblip", model_types=("instructblip",), chat_template=False,
+               plain_prompts=True, max_images=1),
     # Llama-3.2-Vision: cross-attention to the image; answers are scored as whole sequences.
     FamilySpec(name="mllama", model_types=("mllama",)),
     FamilySpec(name="gemma3", model_types=("gemma3",)),  # MedGemma

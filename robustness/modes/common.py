@@ -8,24 +8,26 @@ from robustness.data.types import Choice
 from robustness.errors import ConfigError
 from robustness.models.base import ModelAdapter, Prompt, Usage
 from robustness.modes.base import AnsweringMode
-from robustness.modes.prompts import PromptBuilder, prompt_family
-from robustness.modes.query import Answer, FewShotExample, Query
+from robustness.modes.prompts import PromptBuilder
+from robustness.data.query import Answer, FewShotExample, Query
 
 
 class TemplatedMode(AnsweringMode):
     """A mode whose prompts come from per-strategy, per-family templates (``conf/mode/``)."""
 
     def __init__(self, templates: Mapping[str, str] | None = None,
+                 plain_templates: Mapping[str, str] | None = None,
                  family_templates: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        self.prompts = PromptBuilder(self.name, templates, family_templates)
+        self.prompts = PromptBuilder(self.name, templates, plain_templates, family_templates)
+
+    def serves(self, strategy: str) -> bool:
+        return self.prompts.supports(strategy)
 
     def check_strategy(self, strategy: str) -> None:
-        super().check_strategy(strategy)
-        if not self.prompts.supports(strategy):
+        if strategy == "cot" and not self.serves(strategy):
             raise ConfigError(f"{self.name.upper()} mode cannot serve the {strategy!r} prompting "
-                              "strategy (it reads the answer from scores, not from reasoning)"
-                              if strategy == "cot" else
-                              f"{self.name.upper()} mode has no template for {strategy!r}")
+                              "strategy (it reads the answer from scores, not from reasoning)")
+        super().check_strategy(strategy)
 
     def example_answer(self, example: FewShotExample) -> str:
         """The assistant's reply in a few-shot example (the letter, unless a mode differs)."""
@@ -34,11 +36,12 @@ class TemplatedMode(AnsweringMode):
     def build_prompts(self, adapter: ModelAdapter, queries: Sequence[Query]) -> list[Prompt]:
         for strategy in dict.fromkeys(q.strategy for q in queries):
             self.check_strategy(strategy)
-        family = prompt_family(adapter)
-        return [self.prompts.build(q, family, self.example_answer) for q in queries]
+        family, plain = adapter.prompt_family, adapter.plain_prompts
+        return [self.prompts.build(q, family, self.example_answer, plain) for q in queries]
 
     def identity(self) -> dict[str, Any]:
         return {"mode": self.name, "templates": self.prompts.templates,
+                "plain_templates": self.prompts.plain_templates,
                 "family_templates": self.prompts.family_templates}
 
 

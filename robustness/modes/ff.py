@@ -12,9 +12,10 @@ from typing import Any, Mapping, Sequence
 from robustness.data.types import OPTION_LABELS
 from robustness.errors import ConfigError
 from robustness.models.base import Capability, GenerateRequest, GenerationSettings, ModelAdapter
+from robustness.modes.base import AdapterWrap, ScoreKind
 from robustness.modes.common import TemplatedMode, make_answer
 from robustness.modes.judge import PAPER_THRESHOLD, Judge, JudgeItem, LexicalJudge, threshold_choice
-from robustness.modes.query import Answer, FewShotExample, Query
+from robustness.data.query import Answer, FewShotExample, Query
 
 
 class FreeFormMode(TemplatedMode):
@@ -22,13 +23,15 @@ class FreeFormMode(TemplatedMode):
 
     name = "ff"
     capability = Capability.GENERATE
+    score_kind = ScoreKind.OPTION
 
     def __init__(self, judge: Judge | None = None, threshold: float = PAPER_THRESHOLD,
                  templates: Mapping[str, str] | None = None,
+                 plain_templates: Mapping[str, str] | None = None,
                  family_templates: Mapping[str, Mapping[str, str]] | None = None,
                  max_new_tokens: int = 128, cot_max_new_tokens: int = 512,
                  temperature: float = 0.0) -> None:
-        super().__init__(templates, family_templates)
+        super().__init__(templates, plain_templates, family_templates)
         if judge is None:
             judge = LexicalJudge()
         if not isinstance(judge, Judge):
@@ -44,6 +47,12 @@ class FreeFormMode(TemplatedMode):
     def check(self, adapter: ModelAdapter) -> None:
         super().check(adapter)
         self.judge.check()
+
+    def auxiliary_adapters(self) -> Mapping[str, ModelAdapter]:
+        return self.judge.adapters()
+
+    def wrap_auxiliary(self, wrap: AdapterWrap) -> None:
+        self.judge.wrap_adapters(wrap)
 
     def example_answer(self, example: FewShotExample) -> str:
         return example.options[OPTION_LABELS.index(example.answer)]

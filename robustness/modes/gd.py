@@ -13,8 +13,9 @@ from typing import Any, Mapping, Sequence
 
 from robustness.data.types import OPTION_LABELS
 from robustness.models.base import Capability, ModelAdapter, NextTokenRequest
+from robustness.modes.base import ScoreKind
 from robustness.modes.common import TemplatedMode, argmax_label, make_answer
-from robustness.modes.query import Answer, Query
+from robustness.data.query import Answer, Query
 
 
 def softmax(logprobs: Mapping[str, float]) -> dict[str, float]:
@@ -33,10 +34,12 @@ class GreedyDecodingMode(TemplatedMode):
 
     name = "gd"
     capability = Capability.NEXT_TOKEN_SCORES
+    score_kind = ScoreKind.LETTER
 
     def __init__(self, templates: Mapping[str, str] | None = None,
+                 plain_templates: Mapping[str, str] | None = None,
                  family_templates: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        super().__init__(templates, family_templates)
+        super().__init__(templates, plain_templates, family_templates)
 
     def answer(self, adapter: ModelAdapter, queries: Sequence[Query]) -> list[Answer]:
         prompts = self.build_prompts(adapter, queries)

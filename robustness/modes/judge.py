@@ -14,7 +14,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import snowballstemmer
 
@@ -120,6 +120,13 @@ class Judge(ABC):
     def judge(self, items: Sequence[JudgeItem]) -> list[JudgeVerdict]:
         """One verdict per item, in order."""
 
+    def adapters(self) -> Mapping[str, ModelAdapter]:
+        """The models this judge asks, by role (none for an offline judge)."""
+        return {}
+
+    def wrap_adapters(self, wrap: Callable[[ModelAdapter], ModelAdapter]) -> None:
+        """Replace each model this judge asks by ``wrap(model)`` (e.g. the answer cache)."""
+
     def identity(self) -> dict[str, Any]:
         return {"judge": self.name}
 
@@ -146,6 +153,12 @@ class ModelJudge(Judge):
 
     def check(self) -> None:
         self.adapter.require(Capability.GENERATE, "the FF judge")
+
+    def adapters(self) -> Mapping[str, ModelAdapter]:
+        return {"judge": self.adapter}
+
+    def wrap_adapters(self, wrap: Callable[[ModelAdapter], ModelAdapter]) -> None:
+        self.adapter = wrap(self.adapter)
 
     def prompt(self, item: JudgeItem) -> Prompt:
         messages = []

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from robustness.models.base import Capability, GenerateRequest, GenerationSettings, ModelAdapter
+from robustness.modes.base import ScoreKind
 from robustness.modes.common import TemplatedMode, make_answer
 from robustness.modes.parsing import parse_choice
-from robustness.modes.query import Answer, Query
+from robustness.data.query import Answer, Query
 
 
 class MultipleChoiceMode(TemplatedMode):
@@ -19,11 +20,13 @@ class MultipleChoiceMode(TemplatedMode):
 
     name = "mc"
     capability = Capability.GENERATE
+    score_kind = ScoreKind.LETTER
 
     def __init__(self, templates: Mapping[str, str] | None = None,
+                 plain_templates: Mapping[str, str] | None = None,
                  family_templates: Mapping[str, Mapping[str, str]] | None = None,
                  max_new_tokens: int = 32, cot_max_new_tokens: int = 512) -> None:
-        super().__init__(templates, family_templates)
+        super().__init__(templates, plain_templates, family_templates)
         self.settings = GenerationSettings(max_new_tokens=max_new_tokens)  # greedy
         self.cot_settings = GenerationSettings(max_new_tokens=cot_max_new_tokens)
 

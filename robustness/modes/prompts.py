@@ -1,10 +1,11 @@
 """Rendering a :class:`Query` into a chat :class:`Prompt`, honouring every query field.
 
-Templates are per mode and strategy (``direct``; ``cot`` where the mode can use reasoning),
-with per-family overrides (e.g. BLIP-2's plain ``Question: ... Answer:`` format). Placeholders:
-``{question}``, ``{option_A}``, ``{option_B}`` (displayed order). The defaults below are the
-paper's wording (MediConfusion ``configs/prompts/answering.json``); the mode YAMLs under
-``conf/mode/`` carry the same text so it can be changed without code.
+Templates are per mode and strategy (``direct``; ``cot`` where the mode can use reasoning):
+``templates`` for chat models, ``plain_templates`` for models whose adapter declares plain-text
+prompts (BLIP-2's ``Question: ... Answer:`` format), and optional ``family_templates`` overriding
+both for one family. Placeholders: ``{question}``, ``{option_A}``, ``{option_B}`` (displayed
+order). The wording lives in the mode YAMLs under ``conf/mode/`` only (the paper's
+``configs/prompts/answering.json``; ``tests/fixtures/paper_prompts.json`` pins it).
 
 Strategies: ``direct`` (the template), ``cot`` (the mode's reasoning template, ending with
 "Answer: <letter>"), ``few_shot`` (prior user/assistant turns built from ``Query.few_shot``,
@@ -15,61 +16,19 @@ each with its image), ``persona`` (the direct template under ``Query.system_prom
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from robustness.data.types import OPTION_LABELS
 from robustness.errors import ConfigError
-from robustness.models.base import ChatMessage, ImageInput, Prompt, text_message
+from robustness.data.image import ImageInput
+from robustness.models.base import ChatMessage, Prompt, text_message
 from robustness.modes.base import KNOWN_STRATEGIES as STRATEGIES
-from robustness.modes.query import FewShotExample, Query
+from robustness.data.query import FewShotExample, Query
 
 # The paper's system prompt ("init_prompts.default", its spelling kept) used by `persona`.
 PAPER_PERSONA = "You are a helpful assitant expert in medical domain."
 
-_MC_INTRO = "Based on the image, choose the correct option for the following question."
-_LETTER_RULE = "Answer with the option's letter from the given choices directly."
-_COT_RULE = ("Think step by step about what the image shows, then finish with a final line of "
-             "the form \"Answer: <letter>\".")
-
-# Paper wording, keyed mode -> strategy -> template ("cot" templates are this toolkit's own).
-PAPER_TEMPLATES: dict[str, dict[str, str]] = {
-    "mc": {
-        "direct": (f"{_MC_INTRO}\nQuestion: {{question}}\n(\"A\": {{option_A}})\n"
-                   f"(\"B\": {{option_B}})\n{_LETTER_RULE} Your answer should be just one letter."
-                   "\n#answer: (\""),
-        "cot": (f"{_MC_INTRO}\nQuestion: {{question}}\nA: {{option_A}}\nB: {{option_B}}\n"
-                f"{_COT_RULE}"),
-    },
-    "gd": {
-        "direct": (f"{_MC_INTRO}\nQuestion: {{question}}\nA: {{option_A}}\nB: {{option_B}}\n"
-                   f"{_LETTER_RULE}\nAnswer: "),
-    },
-    "ps": {"direct": "{question}"},
-    "ff": {
-        "direct": "Based on the image, answer following question.\n{question}",
-        "cot": ("Based on the image, answer following question.\n{question}\nThink step by step "
-                "about what the image shows, then give your final answer."),
-    },
-}
-
-# The paper's plain-prompt variants (BLIP-2 keys) used by families without a chat template.
-_BLIP_MC = (f"Question: {_MC_INTRO} {{question}}\nA: {{option_A}}\nB: {{option_B}}\n"
-            f"{_LETTER_RULE} Answer:")
-PAPER_FAMILY_TEMPLATES: dict[str, dict[str, dict[str, str]]] = {
-    "mc": {fam: {"direct": _BLIP_MC} for fam in ("blip2", "instructblip", "paligemma")},
-    "gd": {fam: {"direct": _BLIP_MC} for fam in ("blip2", "instructblip", "paligemma")},
-    "ps": {fam: {"direct": "Question: {question} Answer:"}
-           for fam in ("blip2", "instructblip", "paligemma")},
-    "ff": {fam: {"direct": "Question: {question} Answer:"}
-           for fam in ("blip2", "instructblip", "paligemma")},
-}
-
 _PROBE_FIELDS = {"question": "q", "option_A": "a", "option_B": "b"}
-
-
-def prompt_family(adapter: Any) -> str | None:
-    """The adapter's prompt family (selects per-family templates); ``None`` if it has none."""
-    return getattr(adapter, "prompt_family", None)
 
 
 def _check_template(where: str, template: str) -> str:
@@ -86,40 +45,46 @@ def _check_template(where: str, template: str) -> str:
 class PromptBuilder:
     """Renders queries for one mode from its templates (per strategy, per family)."""
 
-    def __init__(self, mode: str, templates: Mapping[str, str] | None = None,
+    def __init__(self, mode: str, templates: Mapping[str, str] | None,
+                 plain_templates: Mapping[str, str] | None = None,
                  family_templates: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.mode = mode
-        base = dict(PAPER_TEMPLATES[mode]) if templates is None else dict(templates)
-        fam = (PAPER_FAMILY_TEMPLATES.get(mode, {}) if family_templates is None
-               else family_templates)
-        if "direct" not in base:
+        if not templates or "direct" not in templates:
             raise ConfigError(f"mode {mode}: templates.direct is required")
-        self.templates = {k: _check_template(f"mode {mode}: templates.{k}", v)
-                          for k, v in base.items()}
-        self.family_templates = {
-            f: {k: _check_template(f"mode {mode}: family_templates.{f}.{k}", v)
-                for k, v in dict(t).items()}
-            for f, t in dict(fam).items()}
+        self.templates = self._checked("templates", templates)
+        self.plain_templates = self._checked("plain_templates", plain_templates or {})
+        self.family_templates = {f: self._checked(f"family_templates.{f}", t)
+                                 for f, t in dict(family_templates or {}).items()}
+
+    def _checked(self, where: str, templates: Mapping[str, str]) -> dict[str, str]:
+        return {k: _check_template(f"mode {self.mode}: {where}.{k}", v)
+                for k, v in dict(templates).items()}
 
     def supports(self, strategy: str) -> bool:
         return strategy in STRATEGIES and (strategy != "cot" or "cot" in self.templates)
 
-    def template(self, strategy: str, family: str | None) -> str:
+    def template(self, strategy: str, family: str | None, plain: bool = False) -> str:
+        """The template for ``strategy``: the family's own, else the plain-prompt one for
+        adapters that declare plain prompts, else the chat one."""
         kind = "cot" if strategy == "cot" else "direct"
         override = self.family_templates.get(family or "", {})
-        return override.get(kind) or self.templates[kind]
+        if kind in override:
+            return override[kind]
+        if plain and kind in self.plain_templates:
+            return self.plain_templates[kind]
+        return self.templates[kind]
 
     def text(self, template: str, question: str, options: Sequence[str]) -> str:
         fields = {f"option_{label}": opt for label, opt in zip(OPTION_LABELS, options)}
         return template.format(question=question, **fields)
 
     def build(self, query: Query, family: str | None,
-              example_answer: Callable[[FewShotExample], str]) -> Prompt:
+              example_answer: Callable[[FewShotExample], str], plain: bool = False) -> Prompt:
         """The chat prompt for ``query``: optional system turn, few-shot turns, the question."""
         if query.strategy not in STRATEGIES:
             raise ConfigError(f"unknown prompting strategy {query.strategy!r} "
                               f"(known: {', '.join(STRATEGIES)})")
-        template = self.template(query.strategy, family)
+        template = self.template(query.strategy, family, plain)
         messages: list[ChatMessage] = []
         images: list[ImageInput] = []
         system = query.system_prompt

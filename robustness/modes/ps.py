@@ -14,8 +14,9 @@ from typing import Any, Mapping, Sequence
 from robustness.data.types import OPTION_LABELS
 from robustness.errors import ConfigError
 from robustness.models.base import Capability, ContinuationScore, LoglikelihoodRequest, ModelAdapter
+from robustness.modes.base import ScoreKind
 from robustness.modes.common import TemplatedMode, argmax_label, make_answer
-from robustness.modes.query import Answer, FewShotExample, Query
+from robustness.data.query import Answer, FewShotExample, Query
 
 NORMALIZATIONS = ("per_token", "sum", "per_char")
 
@@ -34,15 +35,18 @@ class PrefixScoringMode(TemplatedMode):
 
     name = "ps"
     capability = Capability.LOGLIKELIHOOD
+    score_kind = ScoreKind.OPTION
 
     def __init__(self, templates: Mapping[str, str] | None = None,
+                 plain_templates: Mapping[str, str] | None = None,
                  family_templates: Mapping[str, Mapping[str, str]] | None = None,
                  normalize: str = "per_token") -> None:
-        super().__init__(templates, family_templates)
+        super().__init__(templates, plain_templates, family_templates)
         if normalize not in NORMALIZATIONS:
             raise ConfigError(f"mode.normalize: {normalize!r} is not one of "
                               f"{', '.join(NORMALIZATIONS)}")
         self.normalize = normalize
+        self.option_normalization = normalize
 
     def example_answer(self, example: FewShotExample) -> str:
         return example.options[OPTION_LABELS.index(example.answer)]

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Iterator, Mapping, Sequence
 
 from robustness.data.types import Pair
+from robustness.models.base import LoglikelihoodRequest
 from robustness.modes.base import AnsweringMode
 from robustness.reference.examples import (
-    MODES,
-    STRATEGIES_BY_MODE,
     PairImage,
     QuerySampler,
     build_examples,
@@ -24,26 +23,30 @@ from robustness.reference.processor import TEMPLATE_WORDS
 
 def pair_texts(pair: Pair) -> Iterator[str]:
     """Every human-readable text field of a pair, and the finding sentences of its options."""
+    fields = pair.mediconfusion
     yield pair.question
-    yield pair.ai_question
-    for text in (*pair.options, *pair.ai_options):
+    if fields is not None:
+        yield fields.ai_question
+    for text in (*pair.options, *(fields.ai_options if fields is not None else ())):
         yield text
         yield finding_sentence(text)
-    yield from pair.captions
+    if fields is not None:
+        yield from fields.captions
 
 
 def prompt_texts(modes: Mapping[str, AnsweringMode], items: Sequence[PairImage],
                  system_prompts: Sequence[str], seed: int = 0) -> Iterator[str]:
     """Texts of the prompts and answers the modes render for ``items`` in every strategy."""
-    for mode in MODES:
-        for strategy in STRATEGIES_BY_MODE[mode]:
+    for name, mode in modes.items():
+        for strategy in mode.strategies():
             sampler = QuerySampler(items, strategy_weights={strategy: 1.0},
                                    system_prompts=system_prompts, seed=seed)
-            for example in build_examples(modes, sampler, items, [mode] * len(items)):
+            for example in build_examples(modes, sampler, items, [name] * len(items)):
                 for message in example.request.prompt.messages:
                     yield message.text
                 yield example.target
-                yield from getattr(example.request, "continuations", ())
+                if isinstance(example.request, LoglikelihoodRequest):
+                    yield from example.request.continuations
 
 
 def generator_templates() -> Iterator[str]:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from robustness.data.mediconfusion import load_benchmark
 from robustness.data.types import Benchmark, Pair
 from robustness.errors import UserError
-from robustness.models.base import ImageInput
+from robustness.data.image import ImageInput
 from robustness.reference.examples import PairImage
 
 FIRST_TRAINING_SEED = 1000  # seeds below are evaluation seeds

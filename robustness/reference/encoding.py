@@ -13,7 +13,8 @@ from typing import Sequence
 
 import torch
 
-from robustness.models.base import ImageInput, Prompt
+from robustness.data.image import ImageInput
+from robustness.models.base import Prompt
 from robustness.reference.examples import Example
 
 IGNORE_INDEX = -100

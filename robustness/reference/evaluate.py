@@ -15,12 +15,13 @@ from typing import Any, Mapping, Sequence
 
 from robustness.data.types import OPTION_LABELS, Benchmark, Pair
 from robustness.metrics import score_pairs
-from robustness.models.base import ImageInput, ModelAdapter
+from robustness.data.image import ImageInput
+from robustness.models.base import ModelAdapter
 from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Answer, Query, clean_queries, swap_options
+from robustness.data.query import Answer, Query, clean_queries, swap_options
 from robustness.reference.data import pair_family
 from robustness.reference.examples import (
-    LETTER_MODES,
+    letter_modes,
     FindingStatements,
     PairImage,
     finding_sentence,
@@ -59,8 +60,11 @@ def score_answers(pairs: Sequence[Pair], answers: Sequence[Answer]) -> dict[str,
 
 def evaluate_adapter(adapter: ModelAdapter, benchmark: Benchmark,
                      modes: Mapping[str, AnsweringMode], *,
-                     swap_modes: Sequence[str] = LETTER_MODES) -> dict[str, Any]:
-    """Every mode on ``benchmark`` (and swapped options for ``swap_modes``)."""
+                     swap_modes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every mode on ``benchmark`` (and swapped options for ``swap_modes``, by default the
+    modes that answer with letters)."""
+    if swap_modes is None:
+        swap_modes = letter_modes(modes)
     queries = benchmark_queries(benchmark)
     pairs = list(benchmark.pairs)
     results: dict[str, Any] = {}
@@ -83,7 +87,7 @@ def evaluate_adapter(adapter: ModelAdapter, benchmark: Benchmark,
 
 def evaluate_checkpoint(path: str | Path, benchmark: Benchmark,
                         modes: Mapping[str, AnsweringMode], *, batch_size: int = 16,
-                        swap_modes: Sequence[str] = LETTER_MODES) -> dict[str, Any]:
+                        swap_modes: Sequence[str] | None = None) -> dict[str, Any]:
     """Load the checkpoint folder with the Hugging Face adapter (CPU, float32) and evaluate it."""
     from robustness.models.hf import HFAdapter
 

@@ -25,21 +25,13 @@ from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
 from robustness.data.types import OPTION_LABELS, OptionLabel, Pair, other_label
-from robustness.models.base import ImageInput
-from robustness.modes.base import AnsweringMode
+from robustness.data.image import ImageInput
+from robustness.models.base import Capability, LoglikelihoodRequest
+from robustness.modes.base import AnsweringMode, ScoreKind
 from robustness.modes.prompts import PAPER_PERSONA
-from robustness.modes.query import FewShotExample, Query, swap_options
+from robustness.data.query import FewShotExample, Query, swap_options
 from robustness.reference.recording import Request, record_requests
 
-MODES: tuple[str, ...] = ("mc", "gd", "ps", "ff")
-LETTER_MODES: tuple[str, ...] = ("mc", "gd")  # answers are displayed letters: position matters
-# Strategies a mode cannot serve fall back to ``direct`` (GD and PS have no reasoning step).
-STRATEGIES_BY_MODE: Mapping[str, tuple[str, ...]] = {
-    "mc": ("direct", "cot", "few_shot", "persona"),
-    "gd": ("direct", "few_shot", "persona"),
-    "ps": ("direct", "few_shot", "persona"),
-    "ff": ("direct", "cot", "few_shot", "persona"),
-}
 # System prompts seen in training: the paper's persona and a radiologist persona like the
 # expert_persona probe's (any other system text still works: unknown words become [UNK]).
 SYSTEM_PROMPTS: tuple[str, ...] = (
@@ -75,7 +67,8 @@ class PairImage:
 
     @property
     def caption(self) -> str:
-        return self.pair.captions[self.index - 1]
+        fields = self.pair.mediconfusion
+        return fields.captions[self.index - 1] if fields is not None else ""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -112,16 +105,26 @@ def finding_sentence(option_text: str) -> str:
     return text if text[-1] in ".!?" else text + "."
 
 
-def mode_target(mode: str, strategy: str, query: Query, request: Request,
+def letter_modes(modes: Mapping[str, AnsweringMode]) -> tuple[str, ...]:
+    """Names of the modes whose answers are displayed letters (position matters)."""
+    return tuple(name for name, mode in modes.items() if mode.score_kind is ScoreKind.LETTER)
+
+
+def states_finding(mode: AnsweringMode) -> bool:
+    """Whether ``mode`` asks for a free-text finding (FF): option texts, generated."""
+    return mode.score_kind is ScoreKind.OPTION and mode.capability is Capability.GENERATE
+
+
+def mode_target(mode: AnsweringMode, strategy: str, query: Query, request: Request,
                 caption: str = "", statement: str | None = None) -> str:
     """The answer text the model should produce for ``request`` (see the module docstring);
     ``statement``: the free-form finding for FF (default: the right option restated)."""
     letter = query.correct
     finding = finding_sentence(query.options[OPTION_LABELS.index(letter)])
-    if mode in ("mc", "gd"):
+    if mode.score_kind is ScoreKind.LETTER:
         return f"{finding} Answer: {letter}" if strategy == "cot" else letter
-    if mode == "ps":
-        continuations = getattr(request, "continuations", ())
+    if isinstance(request, LoglikelihoodRequest):
+        continuations = request.continuations
         if len(continuations) != 2:
             raise RuntimeError(f"PS mode sent {len(continuations)} continuations, expected 2")
         wanted = query.options[OPTION_LABELS.index(letter)].strip()
@@ -129,9 +132,9 @@ def mode_target(mode: str, strategy: str, query: Query, request: Request,
             if text.strip() == wanted:
                 return text
         return continuations[OPTION_LABELS.index(letter)]
-    if mode == "ff":
+    if states_finding(mode):
         return statement or finding
-    raise ValueError(f"unknown mode {mode!r}")
+    raise ValueError(f"mode {mode.name!r}: no training target for what it scores")
 
 
 class FindingStatements:
@@ -151,8 +154,9 @@ class FindingStatements:
         for item in images:
             pair = item.pair
             versions = [(pair.question, pair.options)]
-            if pair.ai_question and all(pair.ai_options):
-                versions.append((pair.ai_question, pair.ai_options))
+            fields = pair.mediconfusion
+            if fields is not None and fields.has_paraphrase:
+                versions.append((fields.ai_question, fields.ai_options))
             for question, options in versions:
                 for label, cls in zip(OPTION_LABELS, item.answer_classes):
                     text = options[OPTION_LABELS.index(label)]
@@ -194,8 +198,9 @@ class QuerySampler:
         self.rng = random.Random(seed)
         self.statements = FindingStatements(self.images)
 
-    def strategy_for(self, mode: str) -> str:
-        allowed = [s for s in STRATEGIES_BY_MODE[mode] if self.strategy_weights.get(s, 0) > 0]
+    def strategy_for(self, mode: AnsweringMode) -> str:
+        """A strategy ``mode`` serves, drawn by weight (``direct`` if none has weight)."""
+        allowed = [s for s in mode.strategies() if self.strategy_weights.get(s, 0) > 0]
         if not allowed:
             return "direct"
         weights = [self.strategy_weights[s] for s in allowed]
@@ -204,9 +209,10 @@ class QuerySampler:
     def wording(self, item: PairImage) -> tuple[str, tuple[str, str]]:
         """The question and original-order options: the pair's own, or its paraphrase."""
         pair = item.pair
-        if (self.p_paraphrase and pair.ai_question and all(pair.ai_options)
+        fields = pair.mediconfusion
+        if (self.p_paraphrase and fields is not None and fields.has_paraphrase
                 and self.rng.random() < self.p_paraphrase):
-            return pair.ai_question, pair.ai_options
+            return fields.ai_question, fields.ai_options
         return pair.question, pair.options
 
     def displayed(self, item: PairImage, options: tuple[str, str]
@@ -271,7 +277,7 @@ def build_group_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampl
     letter can only come from matching the image to the options' texts."""
     planned: dict[tuple[str, str], list[tuple[PairImage, Query]]] = {}
     for group, mode in zip(groups, mode_names):
-        strategy = sampler.strategy_for(mode)
+        strategy = sampler.strategy_for(modes[mode])
         for item, query in zip(group, sampler.pair_queries(group, strategy)):
             planned.setdefault((mode, strategy), []).append((item, query))
             if mode in both_orders:
@@ -280,9 +286,10 @@ def build_group_examples(modes: Mapping[str, AnsweringMode], sampler: QuerySampl
     for (mode, strategy), batch in planned.items():
         requests = record_requests(modes[mode], [q for _, q in batch])
         for (item, query), request in zip(batch, requests):
-            statement = sampler.statements.say(item, query) if mode == "ff" else None
+            asks_finding = states_finding(modes[mode])
+            statement = sampler.statements.say(item, query) if asks_finding else None
             rival = sampler.statements.say(item, query, rival=True) if statement else None
-            target = mode_target(mode, strategy, query, request, item.caption, statement)
+            target = mode_target(modes[mode], strategy, query, request, item.caption, statement)
             examples.append(Example(mode=mode, strategy=strategy, request=request, target=target,
                                     correct=query.correct, family=item.family, key=item.key,
                                     options=tuple(query.options), rival=rival))

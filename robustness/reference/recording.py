@@ -22,7 +22,7 @@ from robustness.models.base import (
     NextTokenResult,
 )
 from robustness.modes.base import AnsweringMode
-from robustness.modes.query import Query
+from robustness.data.query import Query
 
 Request = Union[GenerateRequest, NextTokenRequest, LoglikelihoodRequest]
 
@@ -34,7 +34,12 @@ class RecordingAdapter(ModelAdapter):
 
     def __init__(self, prompt_family: str | None = "llava") -> None:
         self.requests: list[Request] = []
-        self.prompt_family = prompt_family  # the family whose templates the modes pick
+        self._family = prompt_family
+
+    @property
+    def prompt_family(self) -> str | None:
+        """The family whose templates the modes pick."""
+        return self._family
 
     @property
     def model_id(self) -> str:

@@ -44,14 +44,13 @@ from robustness.reference.encoding import (
     collate,
 )
 from robustness.reference.examples import (
-    LETTER_MODES,
-    MODES,
     SYSTEM_PROMPTS,
     Example,
     PairImage,
     QuerySampler,
     build_examples,
     build_group_examples,
+    letter_modes,
 )
 
 
@@ -132,9 +131,6 @@ class TrainSettings:
     save_every: int = 200
 
     def __post_init__(self) -> None:
-        unknown = set(self.mode_weights) - set(MODES)
-        if unknown:
-            raise ValueError(f"unknown modes in mode_weights: {sorted(unknown)}")
         if not any(w > 0 for w in self.mode_weights.values()):
             raise ValueError("mode_weights needs at least one positive weight")
         if self.both_orders and self.p_correct_first != 0.5:
@@ -313,7 +309,8 @@ class OptionEmbedder:
 
     def pair(self, item: PairImage, rng: random.Random, p_paraphrase: float) -> torch.Tensor:
         options = item.pair.options
-        ai = item.pair.ai_options
+        fields = item.pair.mediconfusion
+        ai = fields.ai_options if fields is not None else ()
         if ai and all(ai) and rng.random() < p_paraphrase:
             options = ai
         return torch.stack([self(options[0]), self(options[1])])
@@ -588,6 +585,10 @@ class Trainer:
     def __init__(self, model, processor, modes: Mapping[str, AnsweringMode],
                  train_items: Sequence[PairImage], heldout_items: Sequence[PairImage],
                  settings: TrainSettings, state_path: Path | None = None) -> None:
+        unknown = set(settings.mode_weights) - set(modes)
+        if unknown:
+            raise ValueError(f"unknown modes in mode_weights: {sorted(unknown)} "
+                             f"(modes: {', '.join(modes)})")
         self.model = model
         self.processor = processor
         self.modes = modes
@@ -683,7 +684,7 @@ class Trainer:
             if state is not None and state.get("views_rng") is not None:
                 features.set_pick_state(state["views_rng"])
         pairs = _pairs_of(self.train_items)  # both images of a pair asked the same way
-        modes = [m for m in MODES if s.mode_weights.get(m, 0) > 0]
+        modes = [m for m in self.modes if s.mode_weights.get(m, 0) > 0]
         weights = [s.mode_weights[m] for m in modes]
         pad = self.processor.tokenizer.pad_token_id
         start = time.perf_counter() - self.log.stage2_seconds
@@ -695,7 +696,7 @@ class Trainer:
             groups = rng.sample(pairs, min(len(pairs), max(1, cfg.batch_size // 2)))
             names = rng.choices(modes, weights=weights, k=len(groups))
             examples = build_group_examples(self.modes, sampler, groups, names,
-                                            LETTER_MODES if s.both_orders else ())
+                                            letter_modes(self.modes) if s.both_orders else ())
             encoded = [self.encoder.encode(e) for e in examples]
             optim.zero_grad(set_to_none=True)
             total = 0.0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from robustness.models.api.failures import BAD_REQUEST, ApiFailure
-from robustness.models.base import ImageInput
+from robustness.data.image import ImageInput
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""One image as the model sees it: uint8 pixels with a content digest. Pure data, no torch."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class ImageInput:
+    """One image as uint8 pixels (H×W grayscale or H×W×3 RGB), the form probes produce.
+
+    ``digest`` hashes the pixels after any perturbation, so it keys the answer cache.
+    """
+
+    pixels: np.ndarray
+
+    def __post_init__(self) -> None:
+        arr = np.ascontiguousarray(self.pixels)
+        if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+            raise ValueError("ImageInput needs a uint8 H×W or H×W×C array")
+        arr.setflags(write=False)
+        object.__setattr__(self, "pixels", arr)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "ImageInput":
+        """Read an image file (grayscale stays grayscale, everything else becomes RGB)."""
+        from PIL import Image
+
+        with Image.open(path) as img:
+            img = img.convert("L") if img.mode in ("L", "I;16", "I", "1") else img.convert("RGB")
+            return cls(np.asarray(img, dtype=np.uint8))
+
+    @property
+    def digest(self) -> str:
+        """sha256 of shape and pixel bytes (cached)."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            h = hashlib.sha256(str(self.pixels.shape).encode())
+            h.update(self.pixels.tobytes())
+            cached = h.hexdigest()
+            object.__setattr__(self, "_digest", cached)
+        return cached
+
+    def pil(self, mode: str = "RGB"):
+        """A PIL image in ``mode`` (RGB by default, as most processors expect)."""
+        from PIL import Image
+
+        return Image.fromarray(self.pixels).convert(mode)
+
+    def png_bytes(self) -> bytes:
+        """Lossless PNG encoding, e.g. for API providers."""
+        buf = io.BytesIO()
+        self.pil("L" if self.pixels.ndim == 2 else "RGB").save(buf, format="PNG")
+        return buf.getvalue()

@@ -1,0 +1,138 @@
+"""The experiment's composition root: one composed config in, the built parts run, a summary out.
+
+Like lightning-hydra-template's ``train.py``: every part comes from its config group through
+``hydra.utils.instantiate`` (``conf/`` is the only registry) — the benchmark source, the model
+(wrapped in the answer cache, and so is every auxiliary model the mode declares), the mode, the
+probes, the trackers and the explainer — and :class:`robustness.runner.Runner` runs them.
+Every default lives in ``conf/config.yaml``; nothing here restates one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from robustness.errors import ConfigError
+
+log = logging.getLogger("robustness")
+
+NOISY_LOGGERS = ("httpx", "urllib3", "PIL", "matplotlib", "filelock")
+
+
+def _choices() -> dict[str, Any]:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return dict(HydraConfig.get().runtime.choices)
+    except ValueError:  # not inside a Hydra job (tests compose configs directly)
+        return {}
+
+
+def _abspath(path: str | os.PathLike) -> Path:
+    return Path(os.path.expanduser(str(path))).resolve()
+
+
+def _hydra_output_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return HydraConfig.get().runtime.output_dir
+    except ValueError:
+        raise ConfigError("run_dir: not inside a Hydra job; set run_dir=DIR") from None
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _build_optional(cfg: Any, group: str) -> Any:
+    """The object a group's node builds, or None for a node without ``_target_`` (``none``)."""
+    from hydra.utils import instantiate
+
+    node = cfg.get(group)
+    return instantiate(node, _convert_="all") if node and "_target_" in node else None
+
+
+def build_prompt(prompt_cfg: Any) -> Any:
+    """The run's base prompting strategy (``prompt`` group), or None for the mode's default."""
+    from hydra.utils import instantiate
+
+    if not prompt_cfg:
+        return None
+    if "_target_" not in prompt_cfg:
+        raise ConfigError("prompt: config needs a _target_ (e.g. robustness.modes.prompts."
+                          "PromptStrategy)")
+    return instantiate(prompt_cfg, _convert_="all")
+
+
+def run_settings(cfg: Any) -> Any:
+    """The loop's settings from the top level of ``conf/config.yaml``."""
+    from robustness.runner import RunSettings
+
+    try:
+        return RunSettings(batch_pairs=int(cfg.batch_pairs), seed=int(cfg.seed),
+                           examples=int(cfg.examples), resamples=int(cfg.resamples),
+                           progress=cfg.progress)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config: a top-level setting is not a number ({err})") from None
+
+
+def run_experiment(cfg: Any) -> dict[str, Any]:
+    """Build every part from ``cfg`` and run one experiment; returns the summary."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from attacks import build_probes
+    from robustness.models.cache import CachedAdapter
+    from robustness.runner import RunMeta, Runner
+    from robustness.tracking import MultiTracker, redact
+    from robustness.tracking.local import LocalReport, format_console_table
+
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    choices = _choices()
+    run_dir = _abspath(cfg.run_dir or _hydra_output_dir())
+    model_name = str(choices.get("model") or cfg.model.get("name") or "model")
+    mode_name = str(choices.get("mode") or cfg.mode.get("name") or "mode")
+    dataset_name = str(choices.get("dataset") or cfg.dataset.get("name") or "dataset")
+    prompt_name = str(choices.get("prompt") or (cfg.get("prompt") or {}).get("strategy")
+                      or "direct")
+    settings = run_settings(cfg)
+
+    source = instantiate(cfg.dataset, _convert_="all")
+    probes = build_probes(cfg.get("probe"))
+    mode = instantiate(cfg.mode, _convert_="all")
+    external = _build_optional(cfg, "logger")
+    explainer = _build_optional(cfg, "explain")
+    prompt = build_prompt(cfg.get("prompt"))
+
+    benchmark = source.load()
+    adapter = instantiate(cfg.model, _convert_="all")
+    try:
+        answers_dir = _abspath(cfg.cache.dir) / "answers"
+        enabled = bool(cfg.cache.enabled)
+        adapter = CachedAdapter(adapter, answers_dir, enabled=enabled)
+        mode.wrap_auxiliary(lambda inner: CachedAdapter(inner, answers_dir, enabled=enabled))
+        config = redact(OmegaConf.to_container(cfg, resolve=True))
+        config["choices"] = choices
+        tags = (f"model:{model_name}", f"mode:{mode_name}", f"dataset:{dataset_name}",
+                f"prompt:{prompt_name}", *(f"probe:{p.name}" for p in probes))
+        meta = RunMeta(model=model_name, mode=mode_name, dataset=dataset_name, prompt=prompt_name,
+                       name=cfg.get("run_name") or f"{model_name}_{mode_name}_{dataset_name}",
+                       group=str(cfg.get("name") or "default"), tags=tags, config=config,
+                       dataset_settings=_jsonable(source.describe()))
+        trackers = [LocalReport()] + ([external] if external is not None else [])
+        runner = Runner(benchmark, adapter, mode, probes, run_dir=run_dir,
+                        tracker=MultiTracker(trackers), settings=settings, meta=meta,
+                        prompt=prompt, explainer=explainer)
+        summary = runner.run()
+    finally:
+        adapter.close()
+        for auxiliary in mode.auxiliary_adapters().values():
+            auxiliary.close()
+    print(format_console_table(summary))
+    print(f"outputs: {run_dir}  (summary.json, report.md, predictions/)")
+    return summary

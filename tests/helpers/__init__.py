@@ -1,0 +1,1 @@
+"""Test helpers: paths, record builders, scripted runs, fixtures (tests import them)."""
