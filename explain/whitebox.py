@@ -87,7 +87,7 @@ class WhiteBoxScorer:
 
     def __init__(self, adapter: ModelAdapter, mode: AnsweringMode) -> None:
         require_white_box(adapter, "white-box saliency")
-        self.adapter = adapter
+        self.adapter: WhiteBoxAdapter = adapter  # type: ignore[assignment]
         self.mode = mode
         self.kind = score_kind(mode)
         self.normalize = normalisation(mode)
@@ -96,11 +96,11 @@ class WhiteBoxScorer:
     # ------------------------------------------------------------------ model access
     @property
     def loaded(self) -> Any:
-        return self.adapter.load()  # type: ignore[attr-defined]
+        return self.adapter.load()
 
     def _check_family(self) -> None:
         family = self.loaded.family
-        if getattr(family, "encode", None) is not None:
+        if family.encode is not None:
             raise ConfigError(f"model {self.adapter.model_id} ({family.name}) prepares its inputs "
                               "with its own code, outside the differentiable processor path; use "
                               "explain=occlusion")
@@ -114,7 +114,7 @@ class WhiteBoxScorer:
 
     def _encode_text(self, text: str, query_images: tuple) -> dict[str, Any]:
         """Model inputs for one text with its images, exactly as the adapter encodes them."""
-        return dict(self.adapter.encode([text], [query_images]))  # type: ignore[attr-defined]
+        return dict(self.adapter.encode([text], [query_images]))
 
     def _image_inputs(self, per_row_images: list[list[Any]]) -> dict[str, Any]:
         """Image-side inputs for a batch of rows (each a list of float CHW tensors)."""
@@ -155,7 +155,7 @@ class WhiteBoxScorer:
             raise ConfigError("explain: a chain-of-thought answer is not the next token; "
                               "its score cannot be attributed")
         adapter: Any = self.adapter
-        prompt = self.mode.build_prompts(adapter, [query])[0]  # type: ignore[attr-defined]
+        prompt = self.mode.build_prompts(adapter, [query])[0]
         fixed = [to_chw(torch.as_tensor(img.pixels.astype(np.float32)))
                  for img in prompt.images[:-1]]
         try:
