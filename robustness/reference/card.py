@@ -10,6 +10,10 @@ MODE_TITLES = {"mc": "MC (letter, generated)", "gd": "GD (letter scores)",
                "ps": "PS (option likelihood)", "ff": "FF (free text, lexical judge)"}
 
 
+# How the reference recipe got here, run by run: part of every card the recipe trains.
+RECIPE_HISTORY = Path(__file__).with_name("recipe_history.md")
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
@@ -137,6 +141,8 @@ def render_card(info: Mapping[str, Any]) -> str:
                 seeds_table(ev["set_accuracy_by_seed"], ev["pooled"]),
                 "",
             ]
+    if not biased:
+        out += [RECIPE_HISTORY.read_text(encoding="utf-8").rstrip(), ""]
     out += ["## Config", "", "```yaml", info["config_yaml"].rstrip(), "```", ""]
     return "\n".join(out)
 
