@@ -28,11 +28,14 @@ Each sub-command has --help."""
 
 
 def run_guarded(func: Callable[[list[str]], int], argv: list[str], prog: str) -> int:
-    """Run a sub-command, turning user errors into one line on stderr and exit code 2."""
+    """Run a sub-command, turning user errors into one line on stderr (secrets masked) and exit
+    code 2."""
     try:
         return int(func(argv) or 0)
     except UserError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        from robustness.redaction import redact_text
+
+        print(redact_text(f"{prog}: error: {err}"), file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -15,7 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, UserError
+from robustness.redaction import redact_text
+from robustness.targets import check_targets
 
 log = logging.getLogger("robustness")
 
@@ -48,24 +50,50 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def _build_optional(cfg: Any, group: str) -> Any:
-    """The object a group's node builds, or None for a node without ``_target_`` (``none``)."""
+def build(node: Any, group: str) -> Any:
+    """What ``node`` (the config of ``group``) builds. A constructor that rejects a value is one
+    line naming the group (Hydra wraps the cause; a ``TypeError`` is an unknown or missing
+    setting, e.g. ``+model.api_key=…``)."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__ or err.__context__
+        while isinstance(cause, InstantiationException) and (cause.__cause__ or cause.__context__):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, UserError):
+            raise cause from None
+        detail = " ".join(str(cause or err).split())
+        raise ConfigError(f"{group}: cannot build {node.get('_target_')} ({detail})") from None
+
+
+def _build_optional(cfg: Any, group: str) -> Any:
+    """The object a group's node builds, or None for a node without ``_target_`` (``none``)."""
     node = cfg.get(group)
-    return instantiate(node, _convert_="all") if node and "_target_" in node else None
+    return build(node, group) if node and "_target_" in node else None
 
 
 def build_prompt(prompt_cfg: Any) -> Any:
     """The run's base prompting strategy (``prompt`` group), or None for the mode's default."""
-    from hydra.utils import instantiate
-
     if not prompt_cfg:
         return None
     if "_target_" not in prompt_cfg:
         raise ConfigError("prompt: config needs a _target_ (e.g. robustness.modes.prompts."
                           "PromptStrategy)")
-    return instantiate(prompt_cfg, _convert_="all")
+    return build(prompt_cfg, "prompt")
+
+
+def _resolved(cfg: Any) -> dict[str, Any]:
+    """The config as plain data with interpolations resolved (one line if one cannot be)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"config: {' '.join(str(err).split())}") from None
 
 
 def run_settings(cfg: Any) -> Any:
@@ -82,8 +110,6 @@ def run_settings(cfg: Any) -> Any:
 
 def run_experiment(cfg: Any) -> dict[str, Any]:
     """Build every part from ``cfg`` and run one experiment; returns the summary."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from attacks import build_probes
     from robustness.models.cache import CachedAdapter
@@ -93,6 +119,8 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
 
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    resolved = _resolved(cfg)
+    check_targets(resolved)  # before anything is built: no class from outside the allowlist
     choices = _choices()
     run_dir = _abspath(cfg.run_dir or _hydra_output_dir())
     model_name = str(choices.get("model") or cfg.model.get("name") or "model")
@@ -102,28 +130,29 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
                       or "direct")
     settings = run_settings(cfg)
 
-    source = instantiate(cfg.dataset, _convert_="all")
+    source = build(cfg.dataset, "dataset")
     probes = build_probes(cfg.get("probe"))
-    mode = instantiate(cfg.mode, _convert_="all")
+    mode = build(cfg.mode, "mode")
     external = _build_optional(cfg, "logger")
     explainer = _build_optional(cfg, "explain")
     prompt = build_prompt(cfg.get("prompt"))
 
     benchmark = source.load()
-    adapter = instantiate(cfg.model, _convert_="all")
+    adapter = build(cfg.model, "model")
     try:
         answers_dir = _abspath(cfg.cache.dir) / "answers"
         enabled = bool(cfg.cache.enabled)
         adapter = CachedAdapter(adapter, answers_dir, enabled=enabled)
         mode.wrap_auxiliary(lambda inner: CachedAdapter(inner, answers_dir, enabled=enabled))
-        config = redact(OmegaConf.to_container(cfg, resolve=True))
+        config = redact(resolved)
         config["choices"] = choices
         tags = (f"model:{model_name}", f"mode:{mode_name}", f"dataset:{dataset_name}",
                 f"prompt:{prompt_name}", *(f"probe:{p.name}" for p in probes))
+        name = cfg.get("run_name") or f"{model_name}_{mode_name}_{dataset_name}"
         meta = RunMeta(model=model_name, mode=mode_name, dataset=dataset_name, prompt=prompt_name,
-                       name=cfg.get("run_name") or f"{model_name}_{mode_name}_{dataset_name}",
-                       group=str(cfg.get("name") or "default"), tags=tags, config=config,
-                       dataset_settings=_jsonable(source.describe()))
+                       name=redact_text(name), group=redact_text(cfg.get("name") or "default"),
+                       tags=tuple(redact_text(t) for t in tags), config=config,
+                       dataset_settings=redact(_jsonable(source.describe())))
         trackers = [LocalReport()] + ([external] if external is not None else [])
         runner = Runner(benchmark, adapter, mode, probes, run_dir=run_dir,
                         tracker=MultiTracker(trackers), settings=settings, meta=meta,

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from robustness.errors import ConfigError, UserError
+from robustness.redaction import install_handler_redaction, redact_text
 
 log = logging.getLogger("robustness")
 
@@ -54,22 +56,28 @@ def quiet_schema_matching() -> None:
                             category=UserWarning)
 
 
+# text that may carry a secret: an assignment, a URL, a key-shaped token
+_MAY_HOLD_SECRET = re.compile(r"=|://|sk-|AIza|[Bb]earer|hf_|gh[po]_")
+
+
 class _StderrGate:
-    """Holds what Hydra writes to stderr until the first job starts.
+    """Holds what Hydra writes to stderr until the first job starts, and masks secrets in all
+    of it (Hydra echoes a failed job's overrides, ``model.base_url=https://user:TOKEN@…``).
 
     Hydra reports a bad command line or config in several lines (search path, a hint about
     HYDRA_FULL_ERROR); we turn that into the project's one line. Once a job runs, everything
     passes straight through (progress bars, warnings).
     """
 
-    def __init__(self, real: Any) -> None:
+    def __init__(self, real: Any, hold: bool = True) -> None:
         self.real = real
         self.buffer: list[str] = []
-        self.open = False
+        self.open = not hold  # HYDRA_FULL_ERROR: pass everything through at once (still masked)
 
     def write(self, text: str) -> int:
         if self.open:
-            return self.real.write(text)
+            self.real.write(redact_text(text) if _MAY_HOLD_SECRET.search(text) else text)
+            return len(text)
         self.buffer.append(text)
         return len(text)
 
@@ -86,7 +94,7 @@ class _StderrGate:
     def release(self) -> None:
         if not self.open:
             self.open = True
-            self.real.write("".join(self.buffer))
+            self.real.write(redact_text("".join(self.buffer)))
             self.buffer.clear()
 
     def one_line(self) -> str:
@@ -108,7 +116,7 @@ class _StderrGate:
                 section = ""
                 kept.append(text.rstrip("."))
         message = "; ".join(kept)
-        return message.replace("{options}", ", ".join(options or []))
+        return redact_text(message.replace("{options}", ", ".join(options or [])))
 
 
 _GATE: _StderrGate | None = None
@@ -128,7 +136,7 @@ def _report_status(kind: str) -> None:
 
 def redact_overrides(args: list[str]) -> list[str]:
     """Command-line overrides with secret values hidden (``model.api_key=***``)."""
-    from robustness.tracking.redact import redact
+    from robustness.redaction import redact
 
     return [redact(arg) for arg in args]
 
@@ -138,7 +146,7 @@ def _redact_hydra_files() -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from robustness.tracking.redact import redact
+    from robustness.redaction import redact
 
     try:
         hc = HydraConfig.get()
@@ -160,6 +168,7 @@ def _redact_hydra_files() -> None:
 def _task(cfg: Any) -> int:
     """One Hydra job: build and run the experiment; user errors are one line, exit 2."""
     _open_stderr()
+    install_handler_redaction()  # Hydra configured the job's log handlers (robustness.log)
     saved_argv = sys.argv
     sys.argv = [sys.argv[0], *redact_overrides(sys.argv[1:])]  # W&B records the command line
     try:
@@ -175,7 +184,7 @@ def _task(cfg: Any) -> int:
         if err is None:
             _report_status("crash")
             raise
-        print(f"robustness: error: {err}", file=sys.stderr)
+        print(redact_text(f"robustness: error: {err}"), file=sys.stderr)
         _report_status("user_error")
         return err.exit_code
     finally:
@@ -214,9 +223,8 @@ def run_app(argv: list[str]) -> int:
     saved_argv, saved_status, saved_stderr = sys.argv, os.environ.get(STATUS_ENV), sys.stderr
     sys.argv = ["robustness", *argv]
     os.environ[STATUS_ENV] = status_file
-    if not os.environ.get("HYDRA_FULL_ERROR"):
-        _GATE = _StderrGate(saved_stderr)
-        sys.stderr = _GATE  # type: ignore[assignment]
+    _GATE = _StderrGate(saved_stderr, hold=not os.environ.get("HYDRA_FULL_ERROR"))
+    sys.stderr = _GATE  # type: ignore[assignment]
     code = 0
     try:
         main = hydra.main(config_path=str(conf), config_name="config", version_base=None)(_task)
@@ -224,7 +232,7 @@ def run_app(argv: list[str]) -> int:
             main()
         except (HydraException, OmegaConfBaseException) as err:  # --help / --cfg paths
             message = " ".join(str(err).split("Config search path")[0].split())
-            raise ConfigError(message or type(err).__name__) from None
+            raise ConfigError(redact_text(message) or type(err).__name__) from None
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
             if code == 1 and not Path(status_file).read_text().strip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ from tests.helpers.paths import SHARED
 
 # The tiny checkpoints of real transformers families, built once per session when asked for.
 pytest_plugins = ["tests.helpers.model_fixtures"]
+
+# Test configs build the scripted test model and mode (tests/helpers/conf): trust that module
+# the way a user trusts their own (docs/security.md); subprocesses inherit it.
+os.environ["ROBUSTNESS_TRUSTED_MODULES"] = "tests.helpers"
 
 
 @pytest.fixture

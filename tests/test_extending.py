@@ -103,8 +103,10 @@ def run(tmp: Path, user_conf: Path, *overrides: str) -> dict:
 
 @pytest.fixture
 def user(tmp_path, monkeypatch) -> Path:
-    """The user's folder: their classes (on the path) and their config folder."""
+    """The user's folder: their classes (on the path, and trusted: docs/security.md) and their
+    config folder."""
     monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    monkeypatch.setenv("ROBUSTNESS_TRUSTED_MODULES", "user_invert,user_letter_logit")
     (tmp_path / "code").mkdir()
     return tmp_path
 

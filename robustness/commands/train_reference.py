@@ -40,12 +40,17 @@ def compose(overrides: list[str]):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from omegaconf import OmegaConf
+
     from robustness.configs import config_dir
+    from robustness.targets import check_targets
 
     try:
         with initialize_config_dir(config_dir=str(config_dir(f"{CONFIG_NAME}.yaml")),
                                    version_base="1.3"):
-            return hydra_compose(config_name=CONFIG_NAME, overrides=overrides)
+            cfg = hydra_compose(config_name=CONFIG_NAME, overrides=overrides)
+        check_targets(OmegaConf.to_container(cfg, resolve=True))
+        return cfg
     except (HydraException, OmegaConfBaseException) as err:
         message = " ".join(str(err).split())
         raise ConfigError(f"conf/{CONFIG_NAME}.yaml: {message}") from None

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from robustness.errors import ConfigError
+from robustness.validate import is_commit, strict_bool
 from robustness.models.base import (
     Capability,
     ChatMessage,
@@ -129,6 +130,11 @@ def _load(adapter: "HFAdapter") -> LoadedModel:
 
     device = resolve_device(adapter.device)
     torch_dtype = resolve_dtype(adapter.dtype, device)
+    if adapter.trust_remote_code:
+        pinned = (f"commit {adapter.revision}" if adapter.local_dir() is None
+                  else f"local folder, content {adapter.weights_fingerprint()}")
+        log.warning("model %s runs its own code (trust_remote_code): %s", adapter.model_id,
+                    pinned)
     common = {"revision": adapter.revision, "local_files_only": adapter.local_files_only,
               "trust_remote_code": adapter.trust_remote_code}
     source = adapter.source
@@ -226,8 +232,9 @@ class HFAdapter(WhiteBoxAdapter):
         self.dtype = dtype
         self.device = str(device)
         self.batch_size = batch_size
-        self.local_files_only = bool(local_files_only)
-        self.trust_remote_code = bool(trust_remote_code)
+        self.local_files_only = strict_bool("model.local_files_only", local_files_only)
+        self.trust_remote_code = strict_bool("model.trust_remote_code", trust_remote_code)
+
         self.family = family
         self.processor_kwargs = dict(processor_kwargs or {})
         self.name = name or model_id
@@ -236,6 +243,10 @@ class HFAdapter(WhiteBoxAdapter):
         self._loaded: LoadedModel | None = None
         self._fingerprint: str | None = None
         self._config_family: str | None = None
+        if self.trust_remote_code and not (is_commit(revision) or self.local_dir() is not None):
+            raise ConfigError(f"model.revision: model {model_id} runs its repository's own code "
+                              "(trust_remote_code), so pin the commit you reviewed: "
+                              f"model.revision=<40-hex commit>, not {revision!r}")
 
     # -- identity and loading
 

@@ -25,7 +25,9 @@ from robustness.models.api.failures import (TIMEOUT, UNEXPECTED, ApiFailure, MAL
 from robustness.models.api.images import EncodedImage, ImageEncoder, ImageLimits
 from robustness.models.api.limits import RetryPolicy, Throttle, retry_kinds
 from robustness.models.api.loop import run_sync
-from robustness.models.api.secrets import Secret, install_log_redaction, redact, resolve_api_key
+from robustness.models.api.secrets import Secret, resolve_api_key
+from robustness.redaction import install_log_redaction
+from robustness.redaction import redact_text
 from robustness.models.base import (Capability, GenerateRequest, GenerateResult,
                                     LoglikelihoodRequest, LoglikelihoodResult, ModelAdapter,
                                     NextTokenRequest, NextTokenResult, Prompt, Usage)
@@ -189,7 +191,7 @@ class ApiAdapter(ModelAdapter):
         """Everything that changes an answer; never a key (only the variable names are kept
         out too: they do not change answers)."""
         return {"model_id": self.name, "provider": self.provider,
-                "base_url": redact(self.base_url) if self.base_url else None,
+                "base_url": redact_text(self.base_url) if self.base_url else None,
                 "images": self.image_limits.as_dict(),
                 "request_options": self.request_options, **self._identity_extra()}
 
@@ -197,7 +199,7 @@ class ApiAdapter(ModelAdapter):
         return {}
 
     def __repr__(self) -> str:
-        where = f", base_url={redact(self.base_url)!r}" if self.base_url else ""
+        where = f", base_url={redact_text(self.base_url)!r}" if self.base_url else ""
         return f"{type(self).__name__}(model={self.name!r}{where})"
 
     # -- statistics ----------------------------------------------------------------------------
@@ -265,7 +267,7 @@ class ApiAdapter(ModelAdapter):
             try:
                 run_sync(self._close_client(client))
             except Exception as exc:  # closing must never fail a run
-                log.debug("closing %s client: %s", self.provider, redact(exc))
+                log.debug("closing %s client: %s", self.provider, redact_text(exc))
 
     # -- provider hooks -------------------------------------------------------------------------
     def _make_client(self) -> Any:
@@ -365,8 +367,8 @@ class ApiAdapter(ModelAdapter):
             detail = failure.detail
             if attempt:
                 detail = f"{detail} (after {attempt + 1} attempts)"
-            log.info("%s %s: giving up: %s", self.provider, self.name, redact(detail))
-            return failed(failure.kind, redact(detail), time.monotonic() - start)
+            log.info("%s %s: giving up: %s", self.provider, self.name, redact_text(detail))
+            return failed(failure.kind, redact_text(detail), time.monotonic() - start)
 
 
 def parse_guard(what: str) -> Callable[[Callable[..., R]], Callable[..., R]]:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from robustness.models.api.secrets import redact
+from robustness.redaction import redact_text
 
 # Failure kinds recorded in results' ``error`` field.
 RATE_LIMIT = "rate_limit"
@@ -45,7 +45,7 @@ class ApiFailure(Exception):
     status: int | None = None
 
     def __post_init__(self) -> None:
-        self.detail = redact(self.detail)[:_DETAIL_LIMIT]
+        self.detail = redact_text(self.detail)[:_DETAIL_LIMIT]
         super().__init__(f"{self.kind}: {self.detail}")
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 
 from tests.helpers.paths import FIXTURES
 from tests.helpers.paths import CONF
+from robustness.errors import ConfigError
 from robustness.models.hf import DEVICES, DTYPES, HFAdapter
 from robustness.models.hf_families import known_family_names
 from robustness.modes.base import AnsweringMode
@@ -46,8 +47,11 @@ def test_model_config_composes_and_builds_lazily(name):
         assert key in cfg, f"{name}: {key} missing"
     assert cfg.dtype in DTYPES and cfg.device in DEVICES and cfg.batch_size >= 1
     assert cfg.family in known_family_names()
-    # remote code only where the model's own config says so, explicitly
+    # remote code only where the model's own config says so, explicitly, and pinned by the user
     assert cfg.trust_remote_code is (name == "molmo")
+    if cfg.trust_remote_code:
+        assert cfg.revision is None  # the pin is the user's to set
+        cfg.revision = "0" * 40
     adapter = instantiate(cfg, _convert_="all")
     assert isinstance(adapter, HFAdapter) and adapter._loaded is None  # nothing read yet
     # hub ids are used as written; a shipped checkpoint's path is resolved by its own _target_
@@ -57,6 +61,30 @@ def test_model_config_composes_and_builds_lazily(name):
 
 
 PAPER_PROMPTS = FIXTURES / "paper_prompts.json"
+
+
+@pytest.mark.parametrize("key", ["trust_remote_code", "local_files_only"])
+@pytest.mark.parametrize("value", ["false", "False", "no", 0, 1, "true"])
+def test_gating_booleans_accept_real_booleans_only(key, value):
+    """A quoted 'false' is truthy in Python: it must never turn remote code or network on."""
+    with pytest.raises(ConfigError, match=f"model.{key}: expected true or false"):
+        HFAdapter("llava-hf/llava-1.5-7b-hf", **{key: value})
+
+
+@pytest.mark.parametrize("revision", [None, "main", "v1.0", "abc123"])
+def test_remote_code_needs_a_pinned_commit(revision):
+    with pytest.raises(ConfigError, match="model.revision: .*pin the commit"):
+        HFAdapter("allenai/Molmo-7B-D-0924", revision=revision, trust_remote_code=True)
+    HFAdapter("allenai/Molmo-7B-D-0924", revision="a" * 40, trust_remote_code=True)
+
+
+def test_molmo_is_refused_in_one_line_until_pinned(tmp_path, capsys):
+    from robustness.cli import main
+
+    args = ["model=molmo", "probe=[]", "logger=none", f"hydra.run.dir={tmp_path}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.revision" in err[0] and "Traceback" not in err[0]
 
 
 def test_plain_families_are_the_papers_blip2_families():

@@ -17,7 +17,9 @@ from robustness.models.api.failures import (ApiFailure, kind_for_status, parse_r
 from robustness.models.api.images import ImageEncoder, ImageLimits, b64_size, encode_image
 from robustness.models.api.limits import RetryPolicy, TokenBucket, retry_kinds
 from robustness.models.api.scoring import continuation_score, merge_candidate_logprobs
-from robustness.models.api.secrets import Secret, redact, register_secret
+from robustness.models.api.secrets import Secret
+from robustness.redaction import redact_text
+from robustness.redaction import register_secret
 from robustness.data.image import ImageInput
 
 
@@ -25,13 +27,13 @@ def test_redact_masks_known_and_key_shaped_secrets():
     register_secret("my-very-own-secret-value")
     text = ("key my-very-own-secret-value; sk-proj-abcdefghijklmnop1234; AIzaSyA1234567890abcdefghij; "
             "Authorization: Bearer abc.def.ghi123; https://h/x?key=zzz123&b=1; http://u:pw@host/")
-    out = redact(text)
+    out = redact_text(text)
     for secret in ("my-very-own-secret-value", "sk-proj-abcdefghijklmnop1234",
                    "AIzaSyA1234567890abcdefghij", "abc.def.ghi123", "zzz123", "pw@"):
         assert secret not in out
     assert "b=1" in out and "host/" in out  # the rest of the message survives
     benign = "task-assessment-protocol and risk-analysis"
-    assert redact(benign) == benign
+    assert redact_text(benign) == benign
 
 
 def test_secret_never_prints():
