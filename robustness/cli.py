@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "data": "robustness.commands.data",
     "train-reference": "robustness.commands.train_reference",
     "gate": "robustness.commands.gate",
+    "cache": "robustness.commands.cache",
 }
 
 USAGE = """usage: robustness [HYDRA_OVERRIDES ...]          run an experiment (Hydra; -m for sweeps)
@@ -24,6 +25,7 @@ USAGE = """usage: robustness [HYDRA_OVERRIDES ...]          run an experiment (H
        robustness data {download,phantom,preview} ...
        robustness train-reference [HYDRA_OVERRIDES ...]
        robustness gate BASELINE CANDIDATE [...]
+       robustness cache {verify,compact} [DIR]
 Each sub-command has --help."""
 
 

@@ -207,6 +207,9 @@ class Runner:
                                    f"for query {q.pair_id}/{q.image_index}")
         return answers
 
+    def _skipped_lines(self) -> int:
+        return self.adapter.skipped_lines if isinstance(self.adapter, CachedAdapter) else 0
+
     def _cache_stats(self) -> dict[str, int]:
         cached = self.adapter if isinstance(self.adapter, CachedAdapter) else None
         return cached.cache_stats.as_dict() if cached is not None else {}
@@ -247,6 +250,10 @@ class Runner:
                        group=self.meta.group, job_type=self.meta.mode or self.mode.name,
                        tags=self.meta.tags, config=self.meta.config)
         status = "failed"
+        if self._skipped_lines():
+            log.warning("answer cache %s: %d unreadable line(s) skipped and treated as misses "
+                        "(`robustness cache compact` removes them)", self.adapter.path,
+                        self._skipped_lines())
         try:
             with self._interrupt:
                 self.tracker.start(info)
@@ -355,7 +362,8 @@ class Runner:
             "random_guess": RANDOM_GUESS,
             "failures": dict(failures),
             "usage": usage_summary(usage, self.adapter, self._judge_adapter()),
-            "cache": {**self._cache_stats(), "file": str(cache_path) if cache_path else None},
+            "cache": {**self._cache_stats(), "skipped_lines": self._skipped_lines(),
+                      "file": str(cache_path) if cache_path else None},
             **backend_stats(self.adapter, self._judge_adapter()),
             "run_dir": str(self.run_dir),
             "started_at": started_at,

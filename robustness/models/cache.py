@@ -5,26 +5,25 @@ prompt (``Prompt.cache_payload()``: messages plus image digests after perturbati
 generation settings / candidates / continuations. A rerun, a resumed run or a sweep repeating a
 condition is served from disk and never reaches the model.
 
-Storage: one JSON Lines file per adapter identity inside the cache folder. Each batch of new
-answers is appended in a single write under an exclusive ``fcntl`` lock, then flushed and
-fsynced, so a run killed at any moment leaves at most one truncated last line (skipped on read,
-and sealed with a newline by the next writer). Several processes may share a folder: writers
-never interleave, and a process re-reads what others appended before it asks the model.
+Storage: one JSON Lines file per adapter identity inside the cache folder
+(:mod:`robustness.models.answer_store`: locked, fsynced appends; unreadable lines are misses).
+Several processes may share a folder: before asking, a process claims the missing keys
+(:mod:`robustness.models.leases`), so keys another live process is asking are waited for and
+read from the file, never asked twice; a dead process's claims expire.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import re
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
+from robustness.models.answer_store import AnswerStore, canonical, decode_result, encode_result
 from robustness.models.base import (
-    ContinuationScore,
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
@@ -32,13 +31,8 @@ from robustness.models.base import (
     ModelAdapter,
     NextTokenRequest,
     NextTokenResult,
-    Usage,
 )
-
-try:  # POSIX; elsewhere writers are not serialised across processes
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from robustness.models.leases import LeaseBoard
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +44,9 @@ PERMANENT_ERRORS = frozenset({"refusal", "content_filter"})
 Result = TypeVar("Result", GenerateResult, NextTokenResult, LoglikelihoodResult)
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
 def identity_hash(identity: dict[str, Any]) -> str:
     """sha256 of an adapter identity (canonical JSON)."""
-    return hashlib.sha256(_canonical(identity).encode()).hexdigest()
+    return hashlib.sha256(canonical(identity).encode()).hexdigest()
 
 
 def request_key(identity: dict[str, Any], kind: str, request: Any) -> str:
@@ -71,126 +61,13 @@ def request_key(identity: dict[str, Any], kind: str, request: Any) -> str:
         payload["continuations"] = list(request.continuations)
     else:  # pragma: no cover - defensive
         raise TypeError(f"unknown request type {type(request).__name__}")
-    return hashlib.sha256(_canonical(payload).encode()).hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------
-# Result (de)serialisation
-
-
-def _usage(raw: Any) -> Usage | None:
-    return Usage(**raw) if isinstance(raw, dict) else None
-
-
-def encode_result(result: Any) -> dict[str, Any]:
-    """A JSON-safe dict of a result dataclass (latency and usage kept for cost accounting)."""
-    return asdict(result)
-
-
-def decode_result(kind: str, raw: dict[str, Any]) -> Any:
-    """Rebuild the result dataclass of ``kind`` from :func:`encode_result` output."""
-    usage = _usage(raw.get("usage"))
-    if kind == "generate":
-        return GenerateResult(**{**raw, "usage": usage})
-    if kind == "next_token_scores":
-        return NextTokenResult(**{**raw, "usage": usage})
-    if kind == "loglikelihood":
-        scores = [ContinuationScore(**s) for s in raw["scores"]]
-        return LoglikelihoodResult(**{**raw, "scores": scores, "usage": usage})
-    raise ValueError(f"unknown result kind {kind!r}")
+    return hashlib.sha256(canonical(payload).encode()).hexdigest()
 
 
 def cacheable(result: Any) -> bool:
     """Successful answers and permanent failures are stored; transient failures are not."""
-    error = getattr(result, "error", None)
+    error = result.error
     return error is None or error in PERMANENT_ERRORS
-
-
-# ---------------------------------------------------------------------------------------------
-# The append-only store
-
-
-class AnswerStore:
-    """One JSON Lines file of ``{"k": key, "kind": kind, "r": result}`` records."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.touch(exist_ok=True)
-        self._records: dict[str, tuple[str, dict[str, Any]]] = {}
-        self._offset = 0  # bytes consumed (always just after a newline)
-        self.skipped_lines = 0
-        self.refresh()
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._records
-
-    def get(self, key: str) -> tuple[str, dict[str, Any]] | None:
-        return self._records.get(key)
-
-    def refresh(self) -> int:
-        """Read complete lines appended since the last read (by any process); returns how many."""
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-        if size <= self._offset:
-            return 0
-        with open(self.path, "rb") as fh:
-            fh.seek(self._offset)
-            chunk = fh.read(size - self._offset)
-        end = chunk.rfind(b"\n")
-        if end < 0:  # only a partial line so far (a writer in progress or a killed one)
-            return 0
-        added = 0
-        for line in chunk[: end + 1].splitlines():
-            if self._ingest(line):
-                added += 1
-        self._offset += end + 1
-        return added
-
-    def _ingest(self, line: bytes) -> bool:
-        if not line.strip():
-            return False
-        try:
-            rec = json.loads(line)
-            key, kind, result = rec["k"], rec["kind"], rec["r"]
-        except (ValueError, KeyError, TypeError):
-            self.skipped_lines += 1  # a line cut short by a kill, sealed by a later writer
-            return False
-        if not isinstance(result, dict) or not isinstance(key, str):
-            self.skipped_lines += 1
-            return False
-        self._records.setdefault(key, (kind, result))  # first answer wins; later copies are equal
-        return True
-
-    def append(self, records: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-        """Append ``(key, kind, result)`` records durably: one locked write, flush, fsync."""
-        if not records:
-            return
-        data = "".join(_canonical({"k": k, "kind": kind, "r": r}) + "\n" for k, kind, r in records)
-        with open(self.path, "a+b") as fh:
-            if fcntl is not None:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                fh.seek(0, os.SEEK_END)
-                if fh.tell() > 0:
-                    fh.seek(-1, os.SEEK_END)
-                    if fh.read(1) != b"\n":  # a killed writer left half a line: seal it off
-                        fh.seek(0, os.SEEK_END)
-                        fh.write(b"\n")
-                fh.seek(0, os.SEEK_END)
-                fh.write(data.encode("utf-8"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        for key, kind, result in records:
-            self._records.setdefault(key, (kind, result))
 
 
 def _slug(text: str) -> str:
@@ -205,6 +82,7 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     calls: int = 0
+    waited: int = 0  # hits another process was asking when we needed them (we waited)
     input_tokens: int = 0  # usage reported by the model for the misses (what this run spent)
     output_tokens: int = 0
 
@@ -229,7 +107,13 @@ class CachedAdapter(ModelAdapter):
         digest = identity_hash(self._identity)
         self.path = Path(cache_dir) / f"{_slug(str(adapter.model_id))}-{digest[:16]}.jsonl"
         self.store = AnswerStore(self.path) if enabled else None
+        self.leases = LeaseBoard(self.path) if enabled else None
         self.cache_stats = CacheStats()
+
+    @property
+    def skipped_lines(self) -> int:
+        """Lines of the cache file that could not be read as answers (treated as misses)."""
+        return self.store.skipped_lines if self.store is not None else 0
 
     # --- identity passes through: the cache changes no answer -------------------------------
     @property
@@ -280,41 +164,63 @@ class CachedAdapter(ModelAdapter):
             self.cache_stats.misses += len(requests)
             self.cache_stats.calls += 1
             for result in fresh:
-                usage = getattr(result, "usage", None)
+                usage = result.usage
                 if usage is not None:
                     self.cache_stats.input_tokens += int(usage.input_tokens or 0)
                     self.cache_stats.output_tokens += int(usage.output_tokens or 0)
             return fresh
         keys = [request_key(self._identity, kind, r) for r in requests]
-        if any(k not in self.store for k in keys):
+        pending: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            pending.setdefault(key, []).append(i)
+        if any(k not in self.store for k in pending):
             self.store.refresh()  # another process sharing the folder may have answered them
         results: list[Any] = [None] * len(requests)
-        todo: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            hit = self.store.get(key)
-            if hit is not None and hit[0] == kind:
-                results[i] = decode_result(kind, hit[1])
-                self.cache_stats.hits += 1
-            else:
-                todo.setdefault(key, []).append(i)
-        if todo:
-            first = [positions[0] for positions in todo.values()]
-            fresh = list(compute([requests[i] for i in first]))
-            self.cache_stats.calls += 1
-            if len(fresh) != len(first):
-                raise RuntimeError(f"{type(self.inner).__name__}.{kind} returned {len(fresh)} "
-                                   f"results for {len(first)} requests")
-            self.cache_stats.misses += len(first)
-            new_records = []
-            for (key, positions), result in zip(todo.items(), fresh):
-                usage = getattr(result, "usage", None)
-                if usage is not None:
-                    self.cache_stats.input_tokens += int(usage.input_tokens or 0)
-                    self.cache_stats.output_tokens += int(usage.output_tokens or 0)
-                for i in positions:
-                    results[i] = result
-                if cacheable(result):
-                    new_records.append((key, kind, encode_result(result)))
-            self.store.append(new_records)
-            self.cache_stats.hits += sum(len(p) - 1 for p in todo.values())  # in-call duplicates
+        waiting, poll = frozenset(), 0.02
+        while pending:
+            for key in list(pending):
+                hit = self.store.get(key)
+                if hit is not None and hit[0] == kind:
+                    positions = pending.pop(key)
+                    for i in positions:
+                        results[i] = decode_result(kind, hit[1])
+                    self.cache_stats.hits += len(positions)
+                    self.cache_stats.waited += len(positions) if key in waiting else 0
+            if not pending:
+                break
+            lease, waiting = self.leases.claim(pending)
+            if lease is not None:
+                try:
+                    self._compute(kind, requests, {k: pending.pop(k) for k in lease.keys},
+                                  compute, results)
+                finally:
+                    lease.release()
+            if pending:  # keys another live process is asking: read its answers when stored
+                time.sleep(poll)
+                poll = min(poll * 2, 0.5)
+                self.store.refresh()
         return results
+
+    def _compute(self, kind: str, requests: list[Any], todo: dict[str, list[int]],
+                 compute: Callable[[Sequence[Any]], list[Any]], results: list[Any]) -> None:
+        """Ask the model once per key of ``todo``, store what is cacheable, fill ``results``."""
+        first = [positions[0] for positions in todo.values()]
+        fresh = list(compute([requests[i] for i in first]))
+        self.cache_stats.calls += 1
+        if len(fresh) != len(first):
+            raise RuntimeError(f"{type(self.inner).__name__}.{kind} returned {len(fresh)} "
+                               f"results for {len(first)} requests")
+        self.cache_stats.misses += len(first)
+        new_records = []
+        for (key, positions), result in zip(todo.items(), fresh):
+            usage = result.usage
+            if usage is not None:
+                self.cache_stats.input_tokens += int(usage.input_tokens or 0)
+                self.cache_stats.output_tokens += int(usage.output_tokens or 0)
+            for i in positions:
+                results[i] = result
+            if cacheable(result):
+                new_records.append((key, kind, encode_result(result)))
+        self.store.append(new_records)
+        self.cache_stats.hits += sum(len(p) - 1 for p in todo.values())  # in-call duplicates
+

@@ -11,7 +11,8 @@ import pytest
 
 from robustness.data.image import ImageInput
 from robustness.models.base import (GenerateRequest, GenerateResult, GenerationSettings, LoglikelihoodRequest, NextTokenRequest, Prompt, text_message)
-from robustness.models.cache import AnswerStore, CachedAdapter, request_key
+from robustness.models.answer_store import AnswerStore
+from robustness.models.cache import CachedAdapter, request_key
 from tests.helpers.runner_scripted import ScriptedAdapter
 
 
