@@ -8,12 +8,11 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from robustness.cli import main
-from robustness.models.answer_store import AnswerStore, cache_files, verify_file
+from robustness.models.answer_store import cache_files, verify_file
 from robustness.models.cache import CachedAdapter
 from robustness.models.leases import HOST, LeaseBoard
 from tests.helpers.runner_scripted import ScriptedAdapter, write_benchmark
