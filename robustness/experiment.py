@@ -18,6 +18,7 @@ from typing import Any
 from robustness.errors import ConfigError, UserError
 from robustness.redaction import redact_text
 from robustness.targets import check_targets
+from robustness.validate import integer, optional_bool, strict_bool
 
 log = logging.getLogger("robustness")
 
@@ -97,15 +98,25 @@ def _resolved(cfg: Any) -> dict[str, Any]:
 
 
 def run_settings(cfg: Any) -> Any:
-    """The loop's settings from the top level of ``conf/config.yaml``."""
+    """The loop's settings from the top level of ``conf/config.yaml``, each checked (type and
+    range) with one line naming it; also the cache folder and the names."""
     from robustness.runner import RunSettings
 
-    try:
-        return RunSettings(batch_pairs=int(cfg.batch_pairs), seed=int(cfg.seed),
-                           examples=int(cfg.examples), resamples=int(cfg.resamples),
-                           progress=cfg.progress)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config: a top-level setting is not a number ({err})") from None
+    for key in ("name", "run_name", "run_dir"):
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key}: expected text, got {value!r}")
+    cache_dir = cfg.cache.dir
+    if not isinstance(cache_dir, str) or not cache_dir:
+        raise ConfigError(f"cache.dir: expected a folder path, got {cache_dir!r}")
+    if _abspath(cache_dir).exists() and not _abspath(cache_dir).is_dir():
+        raise ConfigError(f"cache.dir: {cache_dir} is a file, expected a folder")
+    strict_bool("cache.enabled", cfg.cache.enabled)
+    return RunSettings(batch_pairs=integer("batch_pairs", cfg.batch_pairs, minimum=1),
+                       seed=integer("seed", cfg.seed, minimum=0),
+                       examples=integer("examples", cfg.examples, minimum=0),
+                       resamples=integer("resamples", cfg.resamples, minimum=1),
+                       progress=optional_bool("progress", cfg.progress))
 
 
 def run_experiment(cfg: Any) -> dict[str, Any]:
@@ -141,7 +152,7 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     adapter = build(cfg.model, "model")
     try:
         answers_dir = _abspath(cfg.cache.dir) / "answers"
-        enabled = bool(cfg.cache.enabled)
+        enabled = cfg.cache.enabled
         adapter = CachedAdapter(adapter, answers_dir, enabled=enabled)
         mode.wrap_auxiliary(lambda inner: CachedAdapter(inner, answers_dir, enabled=enabled))
         config = redact(resolved)

@@ -12,21 +12,11 @@ from pathlib import Path
 from typing import Any, Collection, Iterable, Literal
 
 from robustness.data.types import Choice
+from robustness.data.text_files import read_text
 from robustness.errors import UserError
 from robustness.metrics import ChoiceKey, threshold_choice
 
 Format = Literal["jsonl", "official"]
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, expected a predictions file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read ({err})") from None
 
 
 def detect_format(text: str) -> Format:
@@ -113,7 +103,7 @@ def read_predictions(path: str | Path, *, threshold: float = 3,
                      known_pairs: Collection[str] | None = None) -> tuple[dict[ChoiceKey, Choice], Format]:
     """Read a predictions file; returns the choices keyed by (pair id, image) and the format."""
     path = Path(path)
-    text = _read_text(path)
+    text = read_text(path, "a predictions file")
     fmt = detect_format(text)
     if fmt == "official":
         return _parse_official(path, json.loads(text), threshold, known_pairs), fmt

@@ -6,6 +6,7 @@ Pure functions over a condition's answers and the summary, so the runner's loop 
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 import sys
@@ -47,6 +48,22 @@ def jsonable(obj: Any) -> Any:
     """``obj`` as plain JSON values (arrays as lists, anything else unknown as text)."""
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if isinstance(o, np.ndarray)
                                  else str(o)))
+
+
+def finite_or_none(value: Any) -> Any:
+    """Strict JSON: a number that cannot be computed (NaN, ±inf) becomes null, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    return value
+
+
+def strict_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON that every parser reads: non-finite numbers as null, never ``NaN``."""
+    return json.dumps(finite_or_none(obj), indent=indent, allow_nan=False)
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -10,7 +10,6 @@ folder: ``predictions/<condition>.jsonl``, ``summary.json``, ``report.md`` (via 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -35,7 +34,8 @@ from robustness.shifts import compute_shifts
 from robustness.stats import bootstrap_cis
 from robustness.run_outputs import (AnswerMap, ConditionResult, QueryMap, answer_rows,
                                      atomic_write, backend_stats, count_usage, examples, jsonable,
-                                     tables, usage_summary, versions, write_predictions)
+                                     strict_json, tables, usage_summary, versions,
+                                     write_predictions)
 from robustness.tracking.base import NullTracker, RunInfo, Tracker
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ class Runner:
             if saliency:
                 summary["saliency"] = jsonable(saliency)
             summary["elapsed_s"] = round(time.perf_counter() - t0, 2)
-        atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write(self.run_dir / "summary.json", strict_json(summary) + "\n")
         self.tracker.log_tables(tables(summary, rows, self.settings.answers_table_limit))
         self.tracker.log_summary(summary)
         return summary

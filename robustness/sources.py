@@ -84,6 +84,50 @@ class FolderSource(BenchmarkSource):
         return {"name": self.name, "root": str(self.root)}
 
 
+def _checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a generated set, by path relative to it."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != PHANTOM_DONE}
+
+
+def _damage(folder: Path) -> str | None:
+    """None for an intact generated set, else what is wrong with it."""
+    try:
+        marker = json.loads((folder / PHANTOM_DONE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "not generated"
+    except (OSError, ValueError):
+        return "its completion marker is unreadable"
+    recorded = marker.get("sha256") if isinstance(marker, dict) else None
+    if not isinstance(recorded, dict) or not recorded:
+        return "it was written without checksums"
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            return f"{name} does not match its recorded checksum"
+    return None
+
+
+def _install(tmp: Path, folder: Path) -> None:
+    """Move a freshly generated set into place, replacing a damaged copy (atomic renames)."""
+    try:
+        os.replace(tmp, folder)  # fails if the folder exists: another process, or damage
+        return
+    except OSError:
+        pass
+    if _damage(folder) is None:
+        return  # another process finished an intact copy first
+    trash = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    try:
+        os.replace(folder, trash)
+    except OSError:
+        pass
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
 class PhantomSource(BenchmarkSource):
     """The phantom evaluation set, generated once per argument set into ``cache_dir``."""
 
@@ -120,25 +164,27 @@ class PhantomSource(BenchmarkSource):
         return self.cache_dir / f"seed{self.seed}-n{self.pairs}-s{self.size}-{digest}"
 
     def ensure(self) -> Path:
-        """Generate the set unless a complete copy is cached; safe under concurrent runs."""
+        """Generate the set unless a complete, intact copy is cached; safe under concurrent runs.
+
+        The completion marker records every file's sha256; a copy whose files no longer match
+        (a corrupted or edited image, a missing mask) is generated again."""
         from robustness.data.phantom import generate_phantom_benchmark
 
         folder = self.folder()
-        if (folder / PHANTOM_DONE).is_file():
+        problem = _damage(folder)
+        if problem is None:
             return folder
+        if problem != "not generated":
+            log.warning("phantom set %s: %s; generating it again", folder, problem)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             log.info("generating phantom set %s (once; cached in %s)", self.arguments, folder)
             generate_phantom_benchmark(tmp, pairs=self.pairs, seed=self.seed, size=self.size,
                                        **self.selection, **self.difficulty)
-            (tmp / PHANTOM_DONE).write_text(json.dumps(self.arguments, sort_keys=True) + "\n")
-            try:
-                os.replace(tmp, folder)  # atomic; fails if another process finished first
-            except OSError:
-                if not (folder / PHANTOM_DONE).is_file():
-                    shutil.rmtree(folder, ignore_errors=True)  # a stale half-written copy
-                    os.replace(tmp, folder)
+            marker = {"arguments": self.arguments, "sha256": _checksums(tmp)}
+            (tmp / PHANTOM_DONE).write_text(json.dumps(marker, sort_keys=True) + "\n")
+            _install(tmp, folder)
         except TypeError as err:
             raise ConfigError(f"dataset.difficulty: {err}") from None
         finally:

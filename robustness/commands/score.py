@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 
@@ -10,6 +9,7 @@ from robustness.commands.args import OneLineArgumentParser
 from robustness.data.mediconfusion import load_benchmark
 from robustness.errors import UserError
 from robustness.metrics import ScoreReport, score_pairs
+from robustness.run_outputs import strict_json
 from robustness.predictions import complete_pairs, read_predictions
 from robustness.stats import bootstrap_cis
 
@@ -53,17 +53,6 @@ def build_parser() -> OneLineArgumentParser:
     return parser
 
 
-def _finite_or_none(value: object) -> object:
-    """Strict JSON: a CI that cannot be computed (no valid pairs) is null, never NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    return value
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not math.isfinite(args.threshold) or args.threshold < 0:
@@ -84,7 +73,7 @@ def main(argv: list[str]) -> int:
         out["ci"] = bootstrap_cis([report.outcomes[p.pair_id] for p in pairs],
                                   resamples=args.resamples, seed=args.seed)
         out["n_pairs"] = len(pairs)
-        print(json.dumps(_finite_or_none(out), indent=2, allow_nan=False))
+        print(strict_json(out))
     else:
         print(format_table(report))
     return 0

@@ -4,10 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from robustness.errors import UserError
+
+
+def open_image(path: str | Path) -> Any:
+    """``PIL.Image.open(path)`` with the decompression-bomb guard as one clear error: an image
+    over PIL's pixel limit (``MAX_IMAGE_PIXELS``, ~89 M) is refused before it is decoded."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+        except Image.DecompressionBombError:
+            img = None
+    if img is None or (limit and img.width * img.height > limit):
+        size = "" if img is None else f" ({img.width}×{img.height} = {img.width * img.height:,})"
+        if img is not None:
+            img.close()
+        raise UserError(f"{path}: too many pixels{size} — over the {limit:,}-pixel limit that "
+                        "guards against decompression bombs; downscale the image")
+    return img
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,9 +54,7 @@ class ImageInput:
     @classmethod
     def open(cls, path: str | Path) -> "ImageInput":
         """Read an image file (grayscale stays grayscale, everything else becomes RGB)."""
-        from PIL import Image
-
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img = img.convert("L") if img.mode in ("L", "I;16", "I", "1") else img.convert("RGB")
             return cls(np.asarray(img, dtype=np.uint8))
 

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Literal
 
+from robustness.data.image import open_image
 from robustness.data.types import OPTION_LABELS, Benchmark, MediConfusionFields, Pair
 from robustness.errors import UserError
 
@@ -52,6 +53,9 @@ def pair_from_record(path: Path, pair_id: str, raw: Any) -> Pair:
     for name in ("im_1_correct", "im_2_correct"):
         if raw[name] not in OPTION_LABELS:
             raise _fail(path, pair_id, name, f"must be 'A' or 'B', got {raw[name]!r}")
+    if raw["im_1_correct"] == raw["im_2_correct"]:
+        raise _fail(path, pair_id, "im_2_correct", f"equals im_1_correct ({raw['im_1_correct']!r}):"
+                    " a confusing pair needs opposite answers for its two images")
     for name in ("category_1", "category_2"):
         cats = raw[name]
         if not isinstance(cats, list) or not cats or not all(isinstance(c, str) and c for c in cats):
@@ -136,35 +140,48 @@ def _fields(pair: Pair) -> MediConfusionFields:
     return pair.mediconfusion
 
 
+def _folder_names(root: Path) -> dict[str, Path]:
+    """The files of ``root`` by lower-cased name, so ``12.JPG`` serves local id 12."""
+    try:
+        return {p.name.lower(): p for p in root.iterdir()}
+    except OSError:
+        return {}
+
+
 def _locate_image(path: Path, root: Path, pair: Pair, image: int, source: ImageSource,
-                  extension: str | None) -> Path:
+                  extension: str | None, names: dict[str, Path]) -> Path:
     field = f"im_{image}_local" if source == "local" else f"im_{image}"
     if source == "roco":
         candidates = [root / _fields(pair).image_refs[image - 1]]
     else:
         exts = (extension,) if extension else IMAGE_EXTENSIONS
-        candidates = [root / f"{_fields(pair).local_ids[image - 1]}{ext}" for ext in exts]
+        wanted = [f"{_fields(pair).local_ids[image - 1]}{ext}" for ext in exts]
+        candidates = [names.get(name.lower(), root / name) for name in wanted]
     for candidate in candidates:
         resolved = candidate.resolve()
         if not resolved.is_relative_to(root.resolve()):
             raise _fail(path, pair.pair_id, field, "image reference escapes the image root")
+        if resolved.is_dir():
+            raise _fail(path, pair.pair_id, field, f"{candidate} is a folder, not an image")
         if resolved.is_file():
             return resolved
-    raise _fail(path, pair.pair_id, field, f"image not found: {candidates[0]}")
+    tried = ", ".join(c.name for c in candidates)
+    raise _fail(path, pair.pair_id, field, f"image not found in {root} (tried {tried})")
 
 
 def _check_decodes(path: Path, pair_id: str, field: str, image_path: Path) -> None:
     """Decode the whole image (``verify()`` alone misses truncated JPEGs); JPEGs are decoded at
     reduced scale (``draft``), which still reads every byte of the compressed stream."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(image_path) as img:
+        with open_image(image_path) as img:
             if img.format == "JPEG":
                 img.draft(img.mode, (64, 64))
             img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as err:
+    except UserError as err:
+        raise _fail(path, pair_id, field, str(err)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise _fail(path, pair_id, field, f"image does not decode: {image_path} ({err})") from None
 
 
@@ -195,9 +212,10 @@ def load_benchmark(
                             "(run `robustness data download --out DIR` for MediConfusion)")
         attached = []
         decoded: set[Path] = set()  # images shared by several pairs are decoded once
+        names = _folder_names(root)
         for pair in pairs:
-            files = tuple(_locate_image(path, root, pair, i, image_source, image_extension)
-                          for i in (1, 2))
+            files = tuple(_locate_image(path, root, pair, i, image_source, image_extension,
+                                        names) for i in (1, 2))
             if verify_images:
                 for i, file in enumerate(files, start=1):
                     if file not in decoded:

@@ -16,6 +16,7 @@ from typing import Any, Collection, Literal, Mapping
 
 from robustness.data.mediconfusion import load_benchmark
 from robustness.data.types import Benchmark, Choice, OptionLabel
+from robustness.data.text_files import read_text
 from robustness.errors import UserError
 from robustness.metrics import ChoiceKey
 from robustness.predictions import complete_pairs, detect_format, read_predictions
@@ -87,13 +88,8 @@ def open_input(path: str | Path) -> RunInput:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file "
-                        "(is this a run directory written by robustness?)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read ({err})") from None
+    return read_text(path, "a results file",
+                     hint=" (is this a run directory written by robustness?)")
 
 
 def _load_json(path: Path) -> Any:
@@ -160,7 +156,7 @@ def _open_run_dir(path: Path) -> RunInput:
 def _read_gold(path: Path, choices: Mapping[ChoiceKey, Choice]) -> dict[ChoiceKey, OptionLabel]:
     """The ``correct`` field of JSON Lines records (already validated by ``read_predictions``)."""
     gold: dict[ChoiceKey, OptionLabel] = {}
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

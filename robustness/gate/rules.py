@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from robustness.data.text_files import read_text
 from robustness.errors import ConfigError
 
 Correction = Literal["holm", "bonferroni", "none"]
@@ -108,9 +109,7 @@ def load_rules(config: str | Path | None = None) -> GateRules:
     import yaml
 
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read ({err})") from None
+        raw = yaml.safe_load(read_text(path, "a gate rules YAML file"))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
