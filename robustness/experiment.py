@@ -148,13 +148,14 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     explainer = _build_optional(cfg, "explain")
     prompt = build_prompt(cfg.get("prompt"))
 
-    benchmark = source.load()
     adapter = build(cfg.model, "model")
     try:
         answers_dir = _abspath(cfg.cache.dir) / "answers"
         enabled = cfg.cache.enabled
+        # the cache computes the model's identity: an unavailable device fails here, first
         adapter = CachedAdapter(adapter, answers_dir, enabled=enabled)
         mode.wrap_auxiliary(lambda inner: CachedAdapter(inner, answers_dir, enabled=enabled))
+        benchmark = source.load()
         config = redact(resolved)
         config["choices"] = choices
         tags = (f"model:{model_name}", f"mode:{mode_name}", f"dataset:{dataset_name}",

@@ -108,7 +108,8 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+        raise ConfigError(f"model.device: {device!r} requested but CUDA is not available on "
+                          "this machine (use model.device=cpu or auto)")
     return device
 
 
@@ -279,8 +280,15 @@ class HFAdapter(WhiteBoxAdapter):
                 tuple(sorted((k, repr(v)) for k, v in self.processor_kwargs.items())))
 
     def identity(self) -> dict[str, Any]:
+        """What can change an answer. The device type and the dtype it resolves to are part of
+        it (``dtype: auto`` is float32 on a CPU and bfloat16 on most GPUs), so answers computed
+        on one are never served to the other; an unavailable device is refused here, before
+        any work, even when every answer is cached."""
+        device = resolve_device(self.device)
+        resolved = str(resolve_dtype(self.dtype, device)).removeprefix("torch.")
         ident: dict[str, Any] = {"provider": "huggingface", "model_id": self._model_id,
-                                 "revision": self.revision, "dtype": self.dtype,
+                                 "revision": self.revision, "dtype": resolved,
+                                 "device_type": device.split(":", 1)[0],
                                  "family": self.family or "auto"}
         if self.processor_kwargs:
             ident["processor_kwargs"] = dict(sorted(self.processor_kwargs.items()))
