@@ -9,7 +9,6 @@ import json
 import math
 import logging
 import os
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,14 +236,22 @@ def backend_stats(model: ModelAdapter, judge: ModelAdapter | None) -> dict[str, 
 
 
 def versions() -> dict[str, str]:
-    """Versions of the toolkit and of the heavy libraries this run imported."""
+    """Versions of the toolkit, the libraries that compute answers, and the image pipeline
+    (albumentations and OpenCV decide what a corrupted image looks like)."""
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
     import robustness
 
     out = {"python": platform.python_version(), "robustness": robustness.__version__}
-    for name in ("torch", "transformers"):
-        module = sys.modules.get(name)
-        if module is not None:
-            out[name] = getattr(module, "__version__", "")
+    for name, dists in (("torch", ("torch",)), ("transformers", ("transformers",)),
+                        ("albumentations", ("albumentations",)),
+                        ("opencv", ("opencv-python-headless", "opencv-python",
+                                    "opencv-contrib-python-headless"))):
+        for dist in dists:
+            try:
+                out[name] = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
     return out

@@ -45,6 +45,7 @@ class AnthropicAdapter(ApiAdapter):
     """A Claude model through the official ``anthropic`` SDK."""
 
     provider = "anthropic"
+    sdk = "anthropic"
     default_key_env = ("ANTHROPIC_API_KEY",)
     image_limits = ANTHROPIC_LIMITS
     tokens_per_image = 1600  # ≈ width × height / 750 at the recommended 1092×1092

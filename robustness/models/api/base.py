@@ -11,6 +11,7 @@ records token usage, and turns failures that outlast the retries into results ca
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import random
 import threading
@@ -26,8 +27,7 @@ from robustness.models.api.images import EncodedImage, ImageEncoder, ImageLimits
 from robustness.models.api.limits import RetryPolicy, Throttle, retry_kinds
 from robustness.models.api.loop import run_sync
 from robustness.models.api.secrets import Secret, resolve_api_key
-from robustness.redaction import install_log_redaction
-from robustness.redaction import redact_text
+from robustness.redaction import install_log_redaction, redact_text
 from robustness.models.base import (Capability, GenerateRequest, GenerateResult,
                                     LoglikelihoodRequest, LoglikelihoodResult, ModelAdapter,
                                     NextTokenRequest, NextTokenResult, Prompt, Usage)
@@ -83,6 +83,7 @@ class ApiAdapter(ModelAdapter):
     ``image_limits`` and implement ``_make_client``, ``_build``, ``_send``, ``_classify``."""
 
     provider: str = "api"
+    sdk: str = ""  # the provider SDK's module (installed by the [api] extra)
     default_key_env: tuple[str, ...] = ()
     key_required: bool = True
     image_limits: ImageLimits
@@ -113,6 +114,10 @@ class ApiAdapter(ModelAdapter):
     ) -> None:
         if not name or not str(name).strip():
             raise ConfigError(f"model.name must name the {self.provider} model to call")
+        if self.sdk and importlib.util.find_spec(self.sdk.split(".")[0]) is None:
+            raise ConfigError(f"model {name}: the {self.provider} adapter needs the "
+                              f"{self.sdk!r} SDK, which is not installed: "
+                              "pip install 'mediconfusion-robustness[api]'")
         self.name = str(name)
         self.base_url = str(base_url).rstrip("/") if base_url else None
         self.timeout_s = float(timeout_s)

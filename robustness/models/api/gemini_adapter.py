@@ -58,6 +58,7 @@ class GeminiAdapter(ApiAdapter):
     """A Gemini model (``gemini-1.5-pro`` in the paper)."""
 
     provider = "gemini"
+    sdk = "google.genai"
     default_key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     image_limits = GEMINI_LIMITS
     tokens_per_image = 258

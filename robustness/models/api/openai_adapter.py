@@ -64,6 +64,7 @@ class OpenAIAdapter(ApiAdapter):
     """An OpenAI chat model (default ``gpt-4o``-style: images, logprobs)."""
 
     provider = "openai"
+    sdk = "openai"
     default_key_env = ("OPENAI_API_KEY",)
     image_limits = OPENAI_LIMITS
     default_logprobs = True

@@ -81,3 +81,19 @@ def test_paper_presets_name_the_paper_models():
     assert compose_preset("gpt4o", []).name == "gpt-4o-2024-05-13"
     assert compose_preset("claude", []).name == "claude-3-opus-20240229"
     assert compose_preset("gemini", []).name == "gemini-1.5-pro"
+
+
+def test_a_preset_without_its_sdk_names_the_extra(monkeypatch, tmp_path, capsys):
+    """A wheel installed without [api] runs offline, and an API preset says what to install."""
+    import importlib.util
+
+    from robustness.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "openai" else real(name, *a))
+    args = ["model=gpt4o", "probe=[]", "logger=none", "explain=none",
+            f"cache.dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'mediconfusion-robustness[api]'" in err[0]
