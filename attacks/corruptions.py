@@ -276,3 +276,58 @@ class ElasticDistortion(ImageCorruption):
         cv2 = _cv2()
         return _albumentations().ElasticTransform(alpha=alpha, sigma=sigma,
                                                   border_mode=cv2.BORDER_REFLECT_101, p=1.0)
+
+
+# ------------------------------------------------------------------- chosen by name
+
+
+class Corruption(Probe):
+    """Any corruption of ``conf/probe/`` chosen by name (``kind``), at one or more severities.
+
+    For searches over corruption kinds (``hparams_search=worst_case_corruption``): the kind is
+    a parameter, so a sweeper can choose it. The named config must build an
+    :class:`ImageCorruption`; conditions keep that corruption's names (``gaussian_noise@3``).
+    """
+
+    name = "corruption"
+
+    def __init__(self, kind: str = "gaussian_noise", severities: Sequence[int] | int = 3,
+                 target: str = "both", name: str | None = None) -> None:
+        self._set_name(name)
+        self.kind = str(kind)
+        self.inner = corruption_named(self.kind, severities, target)
+        self.severities, self.target = self.inner.severities, self.inner.target
+
+    def conditions(self) -> list[Condition]:
+        return self.inner.conditions()
+
+    def apply(self, condition: Condition, pair: Pair, queries: tuple[Query, Query],
+              ctx: ProbeContext) -> Sequence[Query]:
+        return self.inner.apply(condition, pair, queries, ctx)
+
+
+def corruption_named(kind: str, severities: Sequence[int] | int, target: str) -> ImageCorruption:
+    """The corruption ``conf/probe/KIND.yaml`` builds (the config folder is the registry)."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    from robustness.configs import config_dir
+
+    folder = config_dir() / "probe"
+    path = folder / f"{kind}.yaml"
+    kinds = sorted(p.stem for p in folder.glob("*.yaml")
+                   if _is_corruption(OmegaConf.load(p).get("_target_")))
+    if "/" in kind or not path.is_file() or kind not in kinds:
+        raise ConfigError(f"probe corruption: kind {kind!r} is not an image corruption "
+                          f"(known: {', '.join(kinds)})")
+    cls = get_class(OmegaConf.load(path)["_target_"])
+    return cls(severities=severities, target=target, name=kind)
+
+
+def _is_corruption(target: Any) -> bool:
+    from hydra.utils import get_class
+
+    if not isinstance(target, str) or not target.startswith("attacks.corruptions."):
+        return False
+    cls = get_class(target)
+    return isinstance(cls, type) and issubclass(cls, ImageCorruption)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from robustness.errors import ConfigError, UserError
+from robustness.objective import check_objective
 from robustness.redaction import redact_text
 from robustness.targets import check_targets
 from robustness.validate import integer, optional_bool, strict_bool
@@ -112,6 +113,7 @@ def run_settings(cfg: Any) -> Any:
     if _abspath(cache_dir).exists() and not _abspath(cache_dir).is_dir():
         raise ConfigError(f"cache.dir: {cache_dir} is a file, expected a folder")
     strict_bool("cache.enabled", cfg.cache.enabled)
+    check_objective(cfg.get("objective"))
     return RunSettings(batch_pairs=integer("batch_pairs", cfg.batch_pairs, minimum=1),
                        seed=integer("seed", cfg.seed, minimum=0),
                        examples=integer("examples", cfg.examples, minimum=0),
@@ -119,8 +121,39 @@ def run_settings(cfg: Any) -> Any:
                        progress=optional_bool("progress", cfg.progress))
 
 
-def run_experiment(cfg: Any) -> dict[str, Any]:
-    """Build every part from ``cfg`` and run one experiment; returns the summary."""
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity: a Slurm allocation, a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def torch_threads(setting: Any) -> int:
+    """Intra-op threads for this job: ``threads`` if set, else the cores available divided by
+    the number of jobs the launcher runs at once, so parallel jobs never oversubscribe."""
+    if setting is not None:
+        return integer("threads", setting, minimum=1)
+    from hydra.core.hydra_config import HydraConfig
+
+    cores = available_cores()
+    try:
+        launcher = HydraConfig.get().launcher
+    except ValueError:  # not inside a Hydra job
+        return cores
+    target = str(launcher.get("_target_", ""))
+    if target.endswith("JoblibLauncher"):
+        jobs = int(launcher.get("n_jobs") or 1)
+        jobs = jobs if jobs > 0 else max(1, cores + 1 + jobs)  # joblib: -1 = one per core
+        return max(1, cores // jobs)
+    if target.endswith("LocalLauncher"):  # submitit_local: every job at once, cpus_per_task each
+        return int(launcher.get("cpus_per_task") or 1)
+    return cores  # one job at a time here, or a Slurm task whose affinity is its allocation
+
+
+def run_experiment(cfg: Any, echo: bool = True) -> dict[str, Any]:
+    """Build every part from ``cfg`` and run one experiment; returns the summary (and, with
+    ``echo``, prints the condition table)."""
 
     from attacks import build_probes
     from robustness.models.cache import CachedAdapter
@@ -140,6 +173,10 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     prompt_name = str(choices.get("prompt") or (cfg.get("prompt") or {}).get("strategy")
                       or "direct")
     settings = run_settings(cfg)
+    threads = torch_threads(cfg.get("threads"))
+    import torch
+
+    torch.set_num_threads(threads)
 
     source = build(cfg.dataset, "dataset")
     probes = build_probes(cfg.get("probe"))
@@ -162,6 +199,7 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
                 f"prompt:{prompt_name}", *(f"probe:{p.name}" for p in probes))
         name = cfg.get("run_name") or f"{model_name}_{mode_name}_{dataset_name}"
         meta = RunMeta(model=model_name, mode=mode_name, dataset=dataset_name, prompt=prompt_name,
+                       threads=threads,
                        name=redact_text(name), group=redact_text(cfg.get("name") or "default"),
                        tags=tuple(redact_text(t) for t in tags), config=config,
                        dataset_settings=redact(_jsonable(source.describe())))
@@ -174,6 +212,7 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
         adapter.close()
         for auxiliary in mode.auxiliary_adapters().values():
             auxiliary.close()
-    print(format_console_table(summary))
-    print(f"outputs: {run_dir}  (summary.json, report.md, predictions/)")
+    if echo:
+        print(format_console_table(summary))
+        print(f"outputs: {run_dir}  (summary.json, report.md, predictions/)")
     return summary

@@ -68,6 +68,7 @@ class RunMeta:
     tags: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)  # resolved, redacted
     dataset_settings: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # torch intra-op threads of this job
 
 
 def _utc_now() -> str:
@@ -366,6 +367,7 @@ class Runner:
                       "file": str(cache_path) if cache_path else None},
             **backend_stats(self.adapter, self._judge_adapter()),
             "run_dir": str(self.run_dir),
+            "threads": self.meta.threads,
             "started_at": started_at,
             "elapsed_s": round(time.perf_counter() - t0, 2),
             "versions": versions(),

@@ -27,24 +27,26 @@ log = logging.getLogger("robustness")
 
 STATUS_ENV = "ROBUSTNESS_JOB_STATUS_FILE"
 # Launcher choice -> (module it needs, pip extra that provides it)
-LAUNCHER_PLUGINS = {
-    "joblib": ("hydra_plugins.hydra_joblib_launcher", "joblib"),
-    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
-    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+# Command-line choice -> (the Hydra plugin module it needs, the pip extra that provides it)
+PLUGINS = {
+    "hydra/launcher=joblib": ("hydra_plugins.hydra_joblib_launcher", "joblib"),
+    "hydra/launcher=submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    "hparams_search=": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
 }
 
 
-def _check_launcher(argv: list[str]) -> None:
-    """A missing launcher plugin is one line naming the extra to install, not a traceback."""
+def _check_plugins(argv: list[str]) -> None:
+    """A missing launcher or sweeper plugin is one line naming the extra to install."""
     import importlib.util
 
     for arg in argv:
-        if arg.startswith("hydra/launcher="):
-            choice = arg.split("=", 1)[1]
-            need = LAUNCHER_PLUGINS.get(choice)
-            if need and importlib.util.find_spec(need[0]) is None:
-                raise ConfigError(f"hydra/launcher={choice}: its plugin is not installed "
-                                  f"(pip install -e '.[{need[1]}]')")
+        for prefix, (module, extra) in PLUGINS.items():
+            if (arg == prefix or (prefix.endswith("=") and arg.startswith(prefix))) \
+                    and importlib.util.find_spec(module) is None:
+                raise ConfigError(f"{arg}: its Hydra plugin is not installed "
+                                  f"(pip install 'mediconfusion-robustness[{extra}]')")
 
 
 def quiet_schema_matching() -> None:
@@ -165,8 +167,10 @@ def _redact_hydra_files() -> None:
             path.write_text(OmegaConf.to_yaml(OmegaConf.create(clean)), encoding="utf-8")
 
 
-def _task(cfg: Any) -> int:
-    """One Hydra job: build and run the experiment; user errors are one line, exit 2."""
+def _task(cfg: Any) -> float | None:
+    """One Hydra job: build and run the experiment; returns the objective's value for a
+    sweeper (None when none is set or the job failed). User errors are one line; the exit
+    code travels through the status file."""
     _open_stderr()
     install_handler_redaction()  # Hydra configured the job's log handlers (robustness.log)
     saved_argv = sys.argv
@@ -174,8 +178,10 @@ def _task(cfg: Any) -> int:
     try:
         _redact_hydra_files()
         from robustness.experiment import run_experiment
+        from robustness.objective import objective_value
 
-        run_experiment(cfg)
+        summary = run_experiment(cfg)
+        value = objective_value(summary, cfg.get("objective"))
     except KeyboardInterrupt:
         _report_status("interrupted")
         raise
@@ -186,11 +192,11 @@ def _task(cfg: Any) -> int:
             raise
         print(redact_text(f"robustness: error: {err}"), file=sys.stderr)
         _report_status("user_error")
-        return err.exit_code
+        return None
     finally:
         sys.argv = saved_argv
     _report_status("ok")
-    return 0
+    return value
 
 
 def _user_error(exc: BaseException) -> UserError | None:
@@ -215,7 +221,7 @@ def run_app(argv: list[str]) -> int:
     from robustness.configs import config_dir
 
     conf = config_dir()
-    _check_launcher(argv)
+    _check_plugins(argv)
     quiet_schema_matching()
     fd, status_file = tempfile.mkstemp(prefix="robustness-jobs-", suffix=".txt")
     os.close(fd)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+from pathlib import Path
+from typing import Any
 
 from robustness.commands.args import OneLineArgumentParser
 from robustness.data.mediconfusion import load_benchmark
+from robustness.data.types import Pair
 from robustness.errors import UserError
 from robustness.metrics import ScoreReport, score_pairs
 from robustness.run_outputs import strict_json
@@ -53,27 +57,47 @@ def build_parser() -> OneLineArgumentParser:
     return parser
 
 
+def _check(threshold: float, resamples: int) -> None:
+    if not math.isfinite(threshold) or threshold < 0:
+        raise UserError(f"--threshold: expected a number >= 0, got {threshold}")
+    if resamples < 1:
+        raise UserError(f"--resamples: expected a positive integer, got {resamples}")
+
+
+def _score(predictions: str | Path, annotations: str | Path,
+           threshold: float) -> tuple[ScoreReport, list[Pair], int]:
+    """The report over the pairs that have predictions, those pairs, and the benchmark size."""
+    benchmark = load_benchmark(annotations)
+    choices, _fmt = read_predictions(predictions, threshold=threshold,
+                                     known_pairs={p.pair_id for p in benchmark})
+    predicted = set(complete_pairs(predictions, choices))
+    pairs = [p for p in benchmark if p.pair_id in predicted]
+    return score_pairs(pairs, choices), pairs, len(benchmark)
+
+
+def _as_json(report: ScoreReport, pairs: list[Pair], resamples: int, seed: int) -> str:
+    out = report.as_dict()
+    out["ci"] = bootstrap_cis([report.outcomes[p.pair_id] for p in pairs], resamples=resamples,
+                              seed=seed)
+    out["n_pairs"] = len(pairs)
+    return strict_json(out)
+
+
+def score_file(predictions: str | Path, annotations: str | Path, *, threshold: float = 3.0,
+               resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The ``--json`` result: official metrics overall and per category, CIs, pairs scored."""
+    _check(threshold, resamples)
+    report, pairs, _total = _score(predictions, annotations, threshold)
+    return json.loads(_as_json(report, pairs, resamples, seed))
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if not math.isfinite(args.threshold) or args.threshold < 0:
-        raise UserError(f"--threshold: expected a number >= 0, got {args.threshold}")
-    if args.resamples < 1:
-        raise UserError(f"--resamples: expected a positive integer, got {args.resamples}")
-    benchmark = load_benchmark(args.annotations)
-    choices, _fmt = read_predictions(args.predictions, threshold=args.threshold,
-                                     known_pairs={p.pair_id for p in benchmark})
-    predicted = set(complete_pairs(args.predictions, choices))
-    pairs = [p for p in benchmark if p.pair_id in predicted]
-    if len(pairs) < len(benchmark):
-        print(f"robustness score: note: {len(pairs)} of {len(benchmark)} pairs have predictions; "
+    _check(args.threshold, args.resamples)
+    report, pairs, total = _score(args.predictions, args.annotations, args.threshold)
+    if len(pairs) < total:
+        print(f"robustness score: note: {len(pairs)} of {total} pairs have predictions; "
               "scoring those only", file=sys.stderr)
-    report = score_pairs(pairs, choices)
-    if args.json:
-        out = report.as_dict()
-        out["ci"] = bootstrap_cis([report.outcomes[p.pair_id] for p in pairs],
-                                  resamples=args.resamples, seed=args.seed)
-        out["n_pairs"] = len(pairs)
-        print(strict_json(out))
-    else:
-        print(format_table(report))
+    print(_as_json(report, pairs, args.resamples, args.seed) if args.json
+          else format_table(report))
     return 0
