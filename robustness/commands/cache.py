@@ -19,13 +19,10 @@ from robustness.models.answer_store import FileReport, cache_files, compact_file
 
 
 def default_dir() -> Path:
-    """The folder experiments use by default (``cache.dir`` in ``conf/config.yaml``)."""
-    from omegaconf import OmegaConf
+    """The folder experiments use by default (``cache.dir``, i.e. ``paths.cache``)."""
+    from robustness.api import compose
 
-    from robustness.configs import config_dir
-
-    node = OmegaConf.load(config_dir() / "config.yaml").cache
-    return Path(os.path.expanduser(str(OmegaConf.to_container(node, resolve=True)["dir"])))
+    return Path(os.path.expanduser(str(compose().cache.dir)))
 
 
 def build_parser() -> OneLineArgumentParser:

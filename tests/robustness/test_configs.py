@@ -101,6 +101,11 @@ def test_default_config_is_the_offline_default_experiment():
 
 @pytest.mark.parametrize("group,name", CASES, ids=[f"{g}/{n}" for g, n in CASES])
 def test_every_config_composes_and_builds(group, name):
+    if group == "hparams_search":
+        import importlib.util
+
+        if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None:
+            pytest.skip("the Optuna sweeper is not installed (an optional extra)")
     cfg = compose_with(override_for(group, name))
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     assert OmegaConf.to_container(job, resolve=True)  # every interpolation resolves
@@ -121,7 +126,7 @@ def test_every_config_composes_and_builds(group, name):
             pytest.skip(f"{module} is not installed (an optional extra)")
         assert build(node) is not None
         return
-    if group == "experiment":
+    if group in ("experiment", "debug", "hparams_search"):  # presets of the whole config
         from attacks import build_probes
 
         build_probes(cfg.get("probe"))
@@ -168,3 +173,18 @@ def test_config_files_stay_small():
     for path in CONF.rglob("*.yaml"):
         n = len(path.read_text().splitlines())
         assert n <= 60, f"{path.relative_to(CONF)} has {n} lines"
+
+
+def test_debug_local_and_paths_groups(tmp_path):
+    from robustness.api import compose
+
+    fast = compose(["debug=fast"])
+    assert fast.dataset.pairs == 8 and list(fast.probe) == ["option_swap"]
+    assert "_target_" not in fast.explain and "_target_" not in fast.logger
+    moved = compose(["paths.cache=/shared/c", "paths.runs=/scratch/runs"])
+    assert moved.cache.dir == "/shared/c" and moved.dataset.cache_dir == "/shared/c/phantom"
+    assert str(moved.hydra.sweep.dir).startswith("/scratch/runs/multirun/")
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "default.yaml").write_text("# @package _global_\nseed: 5\n")
+    assert compose([], config_dir=tmp_path).seed == 5  # this machine's settings, if present
+    assert compose([]).seed == 0
