@@ -34,6 +34,7 @@ class ExplainContext:
     run_dir: Path
     tracker: Tracker
     seed: int
+    progress: bool | None = None  # progress bars: None = only on a terminal
 
 
 class Explainer(ABC):

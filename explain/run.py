@@ -192,13 +192,14 @@ class SaliencyRun(Explainer):
         others = [c for c in ctx.answers if c != CLEAN]
         return self.explain(ctx.adapter, ctx.mode, ctx.benchmark, ctx.clean_queries,
                             clean_answers, ctx.run_dir, ctx.tracker,
-                            probe_queries=ctx.probe_queries, conditions=others)
+                            probe_queries=ctx.probe_queries, conditions=others,
+                            progress=ctx.progress)
 
     def explain(self, adapter: ModelAdapter, mode: AnsweringMode, benchmark: Benchmark,
                 clean_queries: Mapping[Key, Query], clean_answers: Mapping[Key, Answer],
                 run_dir: str | Path | None, tracker: Any = None,
                 probe_queries: Callable[[str, Pair], Sequence[Query]] | None = None,
-                conditions: Sequence[str] = ()) -> dict[str, Any]:
+                conditions: Sequence[str] = (), progress: bool | None = False) -> dict[str, Any]:
         """Explain the selected pairs; write outputs under ``run_dir/saliency``; the summary."""
         started = time.perf_counter()
         try:
@@ -219,14 +220,24 @@ class SaliencyRun(Explainer):
         log.info("saliency: %s on %d pairs", self.method.name, len(pairs))
 
         self.method.use_references(ReferencePool(benchmark))
+        from tqdm.auto import tqdm
+
+        stages = ["maps"] + (["parts"] if self.parts else []) + \
+            (["under probes"] if self.under_probes and conditions else [])
+        bar = tqdm(total=len(stages), desc=f"saliency ({self.method.name})", unit="stage",
+                   disable=None if progress is None else not progress, dynamic_ncols=True)
+        bar.set_postfix_str(f"maps of {len(queries)} images")
         t0 = time.perf_counter()
         maps = self.method.attribute(adapter, mode, queries, targets)
         t_maps = time.perf_counter() - t0
+        bar.update(1)
         t0 = time.perf_counter()
         parts: list[PartAttribution | None] = [None] * len(queries)
         if self.parts:
+            bar.set_postfix_str("image, question and option shares")
             parts = list(PartShapley(self.method.removal_baseline).attribute(
                 adapter, mode, queries, targets, scorer=AnswerScorer(adapter, mode)))
+            bar.update(1)
         t_parts = time.perf_counter() - t0
 
         records: list[ImageRecord] = []
@@ -242,8 +253,12 @@ class SaliencyRun(Explainer):
         pair_corr = {p.pair_id: spearman(records[2 * i].map.map, records[2 * i + 1].map.map,
                                          self.corr_grid) for i, p in enumerate(pairs)}
         t0 = time.perf_counter()
+        if "under probes" in stages:
+            bar.set_postfix_str(f"{len(conditions)} probe conditions")
         probes = self._under_probes(adapter, mode, pairs, records, probe_queries, conditions)
         t_probes = time.perf_counter() - t0
+        bar.update(bar.total - bar.n)
+        bar.close()
 
         summary = self._summary(records, pair_corr, probes, pairs)
         out_dir = Path(run_dir) / "saliency" if run_dir is not None else None

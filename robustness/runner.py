@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from attacks.base import Condition, Probe, ProbeContext, scoring_pair
 from explain.base import ExplainContext, Explainer
 from robustness.data.types import Benchmark, Pair
@@ -256,7 +258,7 @@ class Runner:
                         "(`robustness cache compact` removes them)", self.adapter.path,
                         self._skipped_lines())
         try:
-            with self._interrupt:
+            with self._interrupt, logging_redirect_tqdm():  # log lines above the bars
                 self.tracker.start(info)
                 summary = self._run(started_at, t0)
             status = "ok"
@@ -308,7 +310,7 @@ class Runner:
                 benchmark=self.benchmark, clean_queries=dict(self._clean),
                 answers={k: r.answers for k, r in results.items()},
                 probe_queries=self.probe_queries, run_dir=self.run_dir, tracker=self.tracker,
-                seed=self.settings.seed))
+                seed=self.settings.seed, progress=self.settings.progress))
             if saliency:
                 summary["saliency"] = jsonable(saliency)
             summary["elapsed_s"] = round(time.perf_counter() - t0, 2)
