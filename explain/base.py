@@ -43,3 +43,8 @@ class Explainer(ABC):
     @abstractmethod
     def explain_run(self, ctx: ExplainContext) -> dict[str, Any]:
         """Explain what ``ctx`` holds; the result is stored as ``summary.json["saliency"]``."""
+
+    def plan(self, benchmark: Benchmark, adapter: ModelAdapter,
+             mode: AnsweringMode) -> dict[str, Any] | None:
+        """The work :meth:`explain_run` will do on ``benchmark`` (``robustness plan``)."""
+        return None

@@ -186,6 +186,23 @@ class SaliencyRun(Explainer):
         self.method.check(adapter, mode)
 
     # ---------------------------------------------------------------------------- the runner
+    def plan(self, benchmark: Benchmark, adapter: ModelAdapter,
+             mode: AnsweringMode) -> dict[str, Any]:
+        """What :meth:`explain_run` will compute: pairs, images and the method's settings."""
+        try:
+            self.check(adapter, mode)
+        except ConfigError as err:
+            if self.if_unsupported != "skip":
+                raise
+            return {"method": self.method.name, "skipped": str(err)}
+        pairs = select_pairs(benchmark, self.pairs, self.select, self.pair_ids)
+        probe_pairs = len(pairs) if self.probe_pairs is None else min(self.probe_pairs,
+                                                                       len(pairs))
+        return {"method": self.method.name, "pairs": len(pairs), "images": 2 * len(pairs),
+                "part_shares": self.parts,
+                "pairs_under_each_probe": probe_pairs if self.under_probes else 0,
+                "settings": self.method.settings()}
+
     def explain_run(self, ctx: ExplainContext) -> dict[str, Any]:
         """The runner's entry point."""
         clean_answers = ctx.answers.get(CLEAN, {})

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train-reference": "robustness.commands.train_reference",
     "gate": "robustness.commands.gate",
     "cache": "robustness.commands.cache",
+    "plan": "robustness.commands.plan",
 }
 
 USAGE = """usage: robustness [HYDRA_OVERRIDES ...]          run an experiment (Hydra; -m for sweeps)
@@ -25,6 +26,7 @@ USAGE = """usage: robustness [HYDRA_OVERRIDES ...]          run an experiment (H
        robustness data {download,phantom,preview} ...
        robustness train-reference [HYDRA_OVERRIDES ...]
        robustness gate BASELINE CANDIDATE [...]
+       robustness plan [--json] [HYDRA_OVERRIDES ...]   what a run will ask, before it asks
        robustness cache {verify,compact} [DIR]
 Each sub-command has --help."""
 

@@ -113,6 +113,8 @@ def run_settings(cfg: Any) -> Any:
     if _abspath(cache_dir).exists() and not _abspath(cache_dir).is_dir():
         raise ConfigError(f"cache.dir: {cache_dir} is a file, expected a folder")
     strict_bool("cache.enabled", cfg.cache.enabled)
+    if cfg.get("plan") not in (None, False, True, "json"):
+        raise ConfigError(f"plan: expected true, false or json, got {cfg.get('plan')!r}")
     check_objective(cfg.get("objective"))
     return RunSettings(batch_pairs=integer("batch_pairs", cfg.batch_pairs, minimum=1),
                        seed=integer("seed", cfg.seed, minimum=0),
@@ -207,6 +209,12 @@ def run_experiment(cfg: Any, echo: bool = True) -> dict[str, Any]:
         runner = Runner(benchmark, adapter, mode, probes, run_dir=run_dir,
                         tracker=MultiTracker(trackers), settings=settings, meta=meta,
                         prompt=prompt, explainer=explainer)
+        if cfg.get("plan"):  # what the run would ask; nothing is asked, nothing written
+            from robustness.plan import format_plan, plan_json, plan_run
+
+            plan = plan_run(runner, explainer)
+            print(plan_json(plan) if cfg.plan == "json" else format_plan(plan))
+            return plan
         summary = runner.run()
     finally:
         adapter.close()

@@ -181,7 +181,7 @@ def _task(cfg: Any) -> float | None:
         from robustness.objective import objective_value
 
         summary = run_experiment(cfg)
-        value = objective_value(summary, cfg.get("objective"))
+        value = None if cfg.get("plan") else objective_value(summary, cfg.get("objective"))
     except KeyboardInterrupt:
         _report_status("interrupted")
         raise

@@ -171,6 +171,11 @@ class ModelAdapter(ABC):
         """Everything about the model that can change an answer (id, revision, dtype, ...)."""
         return {"model_id": self.model_id}
 
+    def estimate_tokens(self, prompt: Prompt, max_output: int) -> float | None:
+        """Tokens one request of ``prompt`` would cost (input plus ``max_output``), where the
+        backend can estimate it (API models; ``robustness plan`` prices runs with it)."""
+        return None
+
     def stats(self) -> dict[str, Any] | None:
         """Counters the backend keeps itself (requests, retries, failures), if any."""
         return None

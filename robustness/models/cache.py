@@ -138,6 +138,9 @@ class CachedAdapter(ModelAdapter):
     def stats(self) -> dict[str, Any] | None:
         return self.inner.stats()
 
+    def estimate_tokens(self, prompt: Any, max_output: int) -> float | None:
+        return self.inner.estimate_tokens(prompt, max_output)
+
     def unwrap(self) -> ModelAdapter:
         return self.inner.unwrap()
 

@@ -30,7 +30,7 @@ from robustness.models.base import Capability, LoglikelihoodRequest
 from robustness.modes.base import AnsweringMode, ScoreKind
 from robustness.modes.prompts import PAPER_PERSONA
 from robustness.data.query import FewShotExample, Query, swap_options
-from robustness.reference.recording import Request, record_requests
+from robustness.modes.recording import Request, record_requests
 
 # System prompts seen in training: the paper's persona and a radiologist persona like the
 # expert_persona probe's (any other system text still works: unknown words become [UNK]).

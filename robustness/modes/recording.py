@@ -1,9 +1,9 @@
-"""Capture the exact requests an answering mode sends, so training prompts equal evaluation prompts.
+"""Capture the exact requests an answering mode sends, without asking any model.
 
-The reference model is trained on what the modes render (prompt wording, option layout,
-prompting strategies, PS continuations), not on a copy of it. A :class:`RecordingAdapter` stands in
-for the model: the mode renders its queries and calls the adapter as it would at evaluation time,
-the adapter keeps the requests and returns neutral placeholder results.
+A :class:`RecordingAdapter` stands in for the model: the mode renders its queries and calls the
+adapter as it would in a run, the adapter keeps the requests and returns neutral placeholder
+results. The reference model is trained on what the modes render (not on a copy of it), and
+``robustness plan`` counts what a run will ask from the same requests.
 """
 
 from __future__ import annotations
@@ -32,9 +32,17 @@ class RecordingAdapter(ModelAdapter):
 
     capabilities = frozenset(Capability)
 
-    def __init__(self, prompt_family: str | None = "llava") -> None:
+    def __init__(self, prompt_family: str | None = "llava", plain_prompts: bool = False,
+                 model_id: str = "recording") -> None:
         self.requests: list[Request] = []
         self._family = prompt_family
+        self.plain_prompts = plain_prompts
+        self._model_id = model_id
+
+    @classmethod
+    def like(cls, model: ModelAdapter) -> "RecordingAdapter":
+        """A recorder that renders prompts as ``model`` would (its family and prompt style)."""
+        return cls(model.prompt_family, model.plain_prompts, model.model_id)
 
     @property
     def prompt_family(self) -> str | None:
@@ -43,7 +51,7 @@ class RecordingAdapter(ModelAdapter):
 
     @property
     def model_id(self) -> str:
-        return "recording"
+        return self._model_id
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         self.requests.extend(requests)
