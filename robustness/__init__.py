@@ -18,6 +18,8 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "gate":  # robustness.gate.compare without importing the gate first
+        return import_module("robustness.gate")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'robustness' has no attribute {name!r}")
