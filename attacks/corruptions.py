@@ -299,11 +299,13 @@ class Corruption(Probe):
         self.severities, self.target = self.inner.severities, self.inner.target
 
     def conditions(self) -> list[Condition]:
-        return self.inner.conditions()
+        """The named corruption's conditions (``gaussian_noise@3``), owned by this probe."""
+        return [replace(c, probe=self.name, params={"kind": self.kind, **c.params})
+                for c in self.inner.conditions()]
 
     def apply(self, condition: Condition, pair: Pair, queries: tuple[Query, Query],
               ctx: ProbeContext) -> Sequence[Query]:
-        return self.inner.apply(condition, pair, queries, ctx)
+        return self.inner.apply(condition, pair, queries, ctx)  # same pixels as that probe
 
 
 def corruption_named(kind: str, severities: Sequence[int] | int, target: str) -> ImageCorruption:

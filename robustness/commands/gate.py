@@ -38,7 +38,7 @@ def build_parser() -> OneLineArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from robustness.gate.compare import compare_runs
+    from robustness.gate.comparison import compare_runs
     from robustness.gate.report import format_table, to_json, write_junit, write_markdown
     from robustness.gate.rules import load_rules
 

@@ -12,11 +12,11 @@ from typing import Any
 
 def compare(baseline: str | Path, candidate: str | Path, *, rules: Any = None,
             annotations: str | Path | None = None, threshold: float = 3.0) -> Any:
-    """The gate's verdict (:class:`robustness.gate.compare.GateResult`) for ``candidate``
+    """The gate's verdict (:class:`robustness.gate.comparison.GateResult`) for ``candidate``
     against ``baseline``: run folders, ``summary.json`` files, official results or JSON Lines
     predictions. ``rules`` is a preset name (``"strict"``), a YAML path, a ``GateRules`` or
     None (``conf/gate/default.yaml``). Mismatched runs raise ``UserError``."""
-    from robustness.gate.compare import compare_runs
+    from robustness.gate.comparison import compare_runs
     from robustness.gate.rules import GateRules, load_rules
 
     resolved = rules if isinstance(rules, GateRules) else load_rules(rules)

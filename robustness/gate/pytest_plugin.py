@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from robustness.gate.compare import GateResult
+    from robustness.gate.comparison import GateResult
 
 SETTINGS = ("baseline", "candidate", "config", "annotations")
 HELP = {
@@ -67,7 +67,7 @@ def run_gate(config: pytest.Config, candidate: str | Path | None = None,
              junit: str | Path | None = None) -> "GateResult":
     """Compare ``candidate`` with ``baseline``; fail the test on a regression or mismatch."""
     from robustness.errors import UserError
-    from robustness.gate.compare import compare_runs
+    from robustness.gate.comparison import compare_runs
     from robustness.gate.report import format_table, headline, write_junit, write_markdown
     from robustness.gate.rules import load_rules
 

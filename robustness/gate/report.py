@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from robustness.errors import UserError
-from robustness.gate.compare import Check, GateResult
+from robustness.gate.comparison import Check, GateResult
 
 STATUS_WORD = {"pass": "pass", "warn": "WARN", "fail": "FAIL"}
 STATUS_ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌"}

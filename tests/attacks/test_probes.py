@@ -30,7 +30,8 @@ from robustness.data.query import Answer, Query, clean_queries
 PROBE_CONF = ROOT / "conf" / "probe"
 # conf/ is the registry: every shipped probe is a YAML there naming its class.
 TARGETS = {p.stem: yaml.safe_load(p.read_text())["_target_"] for p in PROBE_CONF.glob("*.yaml")}
-CORRUPTIONS = sorted(n for n, t in TARGETS.items() if t.startswith("attacks.corruptions."))
+CORRUPTIONS = sorted(n for n, t in TARGETS.items() if t.startswith("attacks.corruptions.")
+                     and t != "attacks.corruptions.Corruption")
 
 
 def probe_class(name: str) -> type:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import robustness.gate.compare  # noqa: F401  (imported here: pytester's in-process runs drop
+import robustness.gate.comparison  # noqa: F401  (imported here: pytester's in-process runs drop
 import robustness.gate.report  # noqa: F401   modules first imported inside them, and numpy
 import robustness.gate.rules  # noqa: F401    cannot be imported twice in one process)
 from tests.helpers.paths import ROOT
@@ -143,7 +143,7 @@ def test_plugin_leaves_unrelated_suites_alone(isolated):
 
 def test_plugin_import_is_cheap():
     code = ("import sys, robustness.gate.pytest_plugin as p; "
-            "heavy = [m for m in ('numpy', 'yaml', 'torch', 'robustness.gate.compare', "
+            "heavy = [m for m in ('numpy', 'yaml', 'torch', 'robustness.gate.comparison', "
             "'robustness.data.mediconfusion') if m in sys.modules]; print(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)

@@ -40,7 +40,8 @@ def test_construction_is_lazy_and_validated(tmp_path):
     a = HFAdapter("some-org/not-downloaded", revision="abc123", dtype="bfloat16", batch_size=4)
     assert a._loaded is None and a.model_id == "some-org/not-downloaded"
     assert a.identity() == {"provider": "huggingface", "model_id": "some-org/not-downloaded",
-                            "revision": "abc123", "dtype": "bfloat16", "family": "auto"}
+                            "revision": "abc123", "dtype": "bfloat16", "device_type": "cpu",
+                            "family": "auto"}
     assert a.capabilities == {Capability.GENERATE, Capability.NEXT_TOKEN_SCORES,
                               Capability.LOGLIKELIHOOD}
     for bad in ({"dtype": "float8"}, {"device": "tpu"}, {"batch_size": 0},
