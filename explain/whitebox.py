@@ -309,13 +309,16 @@ class WhiteBoxScorer:
 class AdapterGradientOracle:
     """The gradient oracle of :mod:`attacks.adversarial` for a white-box adapter and mode.
 
-    ``oracle(queries, images)`` returns, per query, the margin of the query's right answer
-    (displayed ``correct``) over the wrong one on the candidate image and its gradient w.r.t.
-    that image in the image's own coordinates."""
+    ``oracle(queries, images, labels)`` returns, per query, the margin of ``labels[i]``
+    (displayed; default the query's right answer) over the other option on the candidate image
+    and its gradient w.r.t. that image in the image's own coordinates."""
 
     def __init__(self, adapter: ModelAdapter, mode: AnsweringMode) -> None:
         self.scorer = WhiteBoxScorer(adapter, mode)
+        self.calls = 0  # margin-and-gradient evaluations (one per image per step)
 
-    def __call__(self, queries: Sequence[Query], images: Sequence[np.ndarray]
-                 ) -> list[tuple[float, np.ndarray]]:
-        return self.scorer.margins_and_gradients(queries, images, [q.correct for q in queries])
+    def __call__(self, queries: Sequence[Query], images: Sequence[np.ndarray],
+                 labels: Sequence[OptionLabel] | None = None) -> list[tuple[float, np.ndarray]]:
+        self.calls += len(queries)
+        labels = [q.correct for q in queries] if labels is None else list(labels)
+        return self.scorer.margins_and_gradients(queries, images, labels)

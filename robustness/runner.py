@@ -20,12 +20,14 @@ from typing import Any, Iterable, Sequence
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from attacks.adversarial import AdversarialAttack
 from attacks.base import Condition, Probe, ProbeContext, scoring_pair
 from explain.base import ExplainContext, Explainer
 from robustness.data.types import Benchmark, Pair
 from robustness.errors import ConfigError
 from robustness.interrupts import StopOnInterrupt
 from robustness.metrics import RANDOM_GUESS, score_pairs
+from robustness.attacking import AttackSession
 from robustness.data.image import ImageInput
 from robustness.models.base import ModelAdapter
 from robustness.models.cache import CachedAdapter
@@ -103,6 +105,7 @@ class Runner:
         if self.settings.batch_pairs < 1:
             raise ConfigError(f"batch_pairs: must be at least 1, got {self.settings.batch_pairs}")
         self.conditions = self._plan()
+        self.attacks = AttackSession(self.probes, adapter, mode)  # refuses what cannot work
         self._images: dict[str, tuple[ImageInput, ImageInput]] = {}
         self._clean: QueryMap = {}
         self._interrupt = StopOnInterrupt()  # active during run(); checked between batches
@@ -178,7 +181,11 @@ class Runner:
         clean = self.clean_pair_queries(pair)
         if probe is None:
             return list(clean)
-        out = list(probe.apply(condition, pair, clean, ctx))
+        if isinstance(probe, AdversarialAttack):
+            out = list(self.attacks.queries(probe, condition, pair, self.clean_pair_queries,
+                                            ctx))
+        else:
+            out = list(probe.apply(condition, pair, clean, ctx))
         slots = sorted(q.image_index for q in out)
         if slots != [1, 2] or any(q.pair_id != pair.pair_id for q in out):
             raise RuntimeError(f"probe {probe.name} ({condition.name}) returned queries for "
@@ -227,6 +234,8 @@ class Runner:
         scoring: list[Pair] = []
         for batch in _batches(pairs, self.settings.batch_pairs):
             self._interrupt.check()  # a Ctrl-C Python dropped inside a finaliser still stops
+            if isinstance(probe, AdversarialAttack):  # one oracle batch for the batch's pairs
+                self.attacks.prepare(probe, condition, batch, self.clean_pair_queries, ctx)
             batch_queries: list[Query] = []
             for pair in batch:
                 qs = self.condition_queries(probe, condition, pair, ctx)
@@ -289,7 +298,11 @@ class Runner:
                 results[cond.name] = result
                 if probe is None:
                     clean = result
+                    self.attacks.clean_answers = dict(result.answers)
                 write_predictions(self.run_dir, result, queries)
+                if isinstance(probe, AdversarialAttack):
+                    self.attacks.save(self.run_dir, probe, cond, queries, self._clean,
+                                      self.benchmark)
                 out = self._condition_summary(probe, result, clean, queries)
                 conditions_out[cond.name] = out
                 self.tracker.log_condition(cond.name, out)
@@ -303,6 +316,10 @@ class Runner:
                          result.cache.get("hits", 0), result.cache.get("misses", 0),
                          result.elapsed_s)
                 outer.update(1)
+        if self.attacks.attacks:
+            correct = {name: {pid: o.both_correct for pid, o in r.report.outcomes.items()}
+                       for name, r in results.items()}
+            self.attacks.finish(conditions_out, correct, [p.pair_id for p in self.benchmark])
         summary = self._summary(conditions_out, failures, usage, started_at, t0)
         if self.explainer is not None:
             saliency = self.explainer.explain_run(ExplainContext(
