@@ -58,9 +58,14 @@ class GradientOracle(Protocol):
 
 
 class AdversarialAttack(Probe):
-    """Base of gradient attacks: one condition per budget ``eps`` (grey levels)."""
+    """Base of attacks that ask the model: one condition per budget ``eps`` (grey levels).
+
+    ``needs`` declares what the runner must hand over: ``"gradients"`` (a
+    :class:`GradientOracle` of the white-box model, :meth:`perturb`) or ``"scores"`` (a margin
+    scorer through the answer cache, ``perturb_with_scores`` — the query attacks)."""
 
     name: str = ""
+    needs: str = "gradients"
 
     def __init__(self, eps: Sequence[int] | int = (1, 2, 4, 8), target: str = "both",
                  norm: str = "linf", name: str | None = None) -> None:
@@ -118,16 +123,25 @@ class AdversarialAttack(Probe):
                  for pair, q, _ in picked]
         pixels = self.attack([q for _, q, _ in picked], oracle, eps, seeds,
                              [label for _, _, label in picked]) if picked else []
-        moved = {(pair.pair_id, q.image_index): (q, adv)
-                 for (pair, q, _), adv in zip(picked, pixels)}
+        return self.assemble(condition, batch, picked, pixels)
+
+    def assemble(self, condition: Condition, batch: Sequence[tuple[Pair, QueryPair]],
+                 picked: Sequence[tuple[Pair, Query, OptionLabel]],
+                 pixels: Sequence[np.ndarray],
+                 meta: Mapping[str, Sequence[Any]] | None = None) -> list[QueryPair]:
+        """The batch's query pairs with the attacked images in place, each recording its
+        distances from the clean image (and ``meta``'s per-image values)."""
+        moved = {(pair.pair_id, q.image_index): (n, q, adv)
+                 for n, ((pair, q, _), adv) in enumerate(zip(picked, pixels))}
         out = []
         for pair, qs in batch:
             new = []
             for q in qs:
                 if q.key in moved:
-                    clean_q, adv = moved[q.key]
+                    n, clean_q, adv = moved[q.key]
+                    extra = {k: v[n] for k, v in (meta or {}).items()}
                     q = replace(q, image=ImageInput(adv)).with_meta(
-                        attack=condition.name, **distances(clean_q.image.pixels, adv))
+                        attack=condition.name, **distances(clean_q.image.pixels, adv), **extra)
                 new.append(q)
             out.append((new[0], new[1]))
         return out

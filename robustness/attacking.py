@@ -1,10 +1,11 @@
 """Adversarial conditions in a run: the runner's helper for attacks that need the model.
 
 The runner owns the loop; this helper owns what attacks need from it: the gradient oracle of the
-white-box model (built once, on the uncached adapter), the clean answers (the confusion attack
-aims at the other image's answer), the attacked queries of each condition (computed per batch of
-pairs, kept for explainers), the transfer sets written after each condition, and each pair's
-minimal breaking budget once every budget of an attack has run.
+white-box model (built once, on the uncached adapter) for gradient attacks, a margin scorer
+through the *cached* adapter for query attacks (their queries are cached and counted), the clean
+answers (the confusion attack aims at the other image's answer), the attacked queries of each
+condition (computed per batch of pairs, kept for explainers), the transfer sets written after
+each condition, and each pair's minimal breaking budget once every budget of an attack has run.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ class AttackSession:
     def __init__(self, probes: Sequence[Probe], adapter: ModelAdapter,
                  mode: AnsweringMode) -> None:
         self.attacks = [p for p in probes if isinstance(p, AdversarialAttack)]
+        self.adapter = adapter  # the cached one: query attacks ask through it
         self.model = adapter.unwrap()
         self.mode = mode
         self._oracle: Any = None
+        self._scorer: Any = None
         self.clean_answers: dict[Key, Answer] = {}
         self.attacked: dict[str, dict[str, tuple[Query, Query]]] = {}
         if self.attacks:
@@ -46,7 +49,24 @@ class AttackSession:
         if self.mode.score_kind is ScoreKind.OPTION and self.mode.capability.value == "generate":
             raise ConfigError(f"probe {names}: FF answers are judged free text, with no margin "
                               "to attack; use mode=mc, gd or ps")
-        require_white_box(self.model, f"probe {names}")
+        gradient = [a.name for a in self.attacks if a.needs == "gradients"]
+        if gradient:
+            require_white_box(self.model, f"probe {', '.join(gradient)}")
+        if any(a.needs == "scores" for a in self.attacks):
+            from explain.scoring import AnswerScorer
+
+            AnswerScorer(self.adapter, self.mode)  # refuses a model without the scores needed
+
+    def handles(self, probe: Probe | None) -> bool:
+        return isinstance(probe, AdversarialAttack)
+
+    def scorer(self, queries: Sequence[Query], labels: Sequence[Any]) -> Any:
+        """Margins of ``labels`` (displayed) on the queries' images, through the answer cache."""
+        from explain.scoring import AnswerScorer
+
+        if self._scorer is None:
+            self._scorer = AnswerScorer(self.adapter, self.mode)
+        return self._scorer.margins(queries, labels)
 
     @property
     def oracle(self) -> Any:
@@ -62,8 +82,12 @@ class AttackSession:
         done = self.attacked.setdefault(condition.name, {})
         todo = [(p, clean(p)) for p in pairs if p.pair_id not in done]
         if todo:
-            for (pair, _), qs in zip(todo, probe.perturb(condition, todo, self.oracle, ctx,
-                                                         self.clean_answers)):
+            if probe.needs == "scores":
+                attacked = probe.perturb_with_scores(condition, todo, self.scorer, ctx,
+                                                     self.clean_answers)
+            else:
+                attacked = probe.perturb(condition, todo, self.oracle, ctx, self.clean_answers)
+            for (pair, _), qs in zip(todo, attacked):
                 done[pair.pair_id] = qs
 
     def queries(self, probe: AdversarialAttack, condition: Condition, pair: Pair,

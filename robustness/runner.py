@@ -20,7 +20,6 @@ from typing import Any, Iterable, Sequence
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from attacks.adversarial import AdversarialAttack
 from attacks.base import Condition, Probe, ProbeContext, scoring_pair
 from explain.base import ExplainContext, Explainer
 from robustness.data.types import Benchmark, Pair
@@ -181,7 +180,7 @@ class Runner:
         clean = self.clean_pair_queries(pair)
         if probe is None:
             return list(clean)
-        if isinstance(probe, AdversarialAttack):
+        if self.attacks.handles(probe):
             out = list(self.attacks.queries(probe, condition, pair, self.clean_pair_queries,
                                             ctx))
         else:
@@ -234,7 +233,7 @@ class Runner:
         scoring: list[Pair] = []
         for batch in _batches(pairs, self.settings.batch_pairs):
             self._interrupt.check()  # a Ctrl-C Python dropped inside a finaliser still stops
-            if isinstance(probe, AdversarialAttack):  # one oracle batch for the batch's pairs
+            if self.attacks.handles(probe):  # one attack batch for the batch's pairs
                 self.attacks.prepare(probe, condition, batch, self.clean_pair_queries, ctx)
             batch_queries: list[Query] = []
             for pair in batch:
@@ -300,7 +299,7 @@ class Runner:
                     clean = result
                     self.attacks.clean_answers = dict(result.answers)
                 write_predictions(self.run_dir, result, queries)
-                if isinstance(probe, AdversarialAttack):
+                if self.attacks.handles(probe):
                     self.attacks.save(self.run_dir, probe, cond, queries, self._clean,
                                       self.benchmark)
                 out = self._condition_summary(probe, result, clean, queries)
