@@ -290,9 +290,18 @@ class WhiteBoxScorer:
         return scores[t_index] - scores[1 - t_index]
 
     def margins_and_gradients(self, queries: Sequence[Query], images: Sequence[np.ndarray],
-                              targets: Sequence[OptionLabel]) -> list[tuple[float, np.ndarray]]:
+                              targets: Sequence[OptionLabel], batch_size: int | None = None
+                              ) -> list[tuple[float, np.ndarray]]:
         """Per query: the target's margin on ``images[i]`` and its gradient w.r.t. that image
-        (same shape, float64)."""
+        (same shape, float64). Letter margins (MC, GD) of up to ``batch_size`` queries
+        (default: the adapter's batch size) run as one left-padded forward and backward pass,
+        as the adapter batches its own answers; option margins (PS) go one query at a time."""
+        if self.kind == "letter":
+            return self._letter_batches(queries, images, targets, batch_size)
+        return self._one_by_one(queries, images, targets)
+
+    def _one_by_one(self, queries: Sequence[Query], images: Sequence[np.ndarray],
+                    targets: Sequence[OptionLabel]) -> list[tuple[float, np.ndarray]]:
         import torch
 
         out = []
@@ -305,6 +314,61 @@ class WhiteBoxScorer:
             out.append((float(margin.detach()), grad[0].double().cpu().numpy()))
         return out
 
+    def _letter_batches(self, queries: Sequence[Query], images: Sequence[np.ndarray],
+                        targets: Sequence[OptionLabel], batch_size: int | None
+                        ) -> list[tuple[float, np.ndarray]]:
+        import torch
+
+        prepared = [self._prepare(q, t) for q, t in zip(queries, targets)]
+        size = batch_size or self.adapter.batch_size
+        out: list[tuple[float, np.ndarray] | None] = [None] * len(queries)
+        groups: dict[int, list[int]] = {}  # rows of one forward carry the same image count
+        for i, p in enumerate(prepared):
+            groups.setdefault(len(p.fixed_images), []).append(i)
+        pad_id = self.loaded.tokenizer.pad_token_id
+        for rows in groups.values():
+            for start in range(0, len(rows), size):
+                chunk = rows[start:start + size]
+                xs = [torch.as_tensor(np.asarray(images[i], dtype=np.float32))
+                      .requires_grad_(True) for i in chunk]
+                with torch.enable_grad():
+                    image_inputs = self._image_inputs(
+                        [[*prepared[i].fixed_images, to_chw(x)] for i, x in zip(chunk, xs)])
+                    text = _left_pad([prepared[i].sequences[0] for i in chunk], pad_id)
+                    inputs = self._forward_inputs({**text, **image_inputs})
+                    kwargs = {"logits_to_keep": 1} \
+                        if "logits_to_keep" in self.loaded.forward_params else {}
+                    logits = self.loaded.model(**inputs, use_cache=False, **kwargs).logits
+                    logprobs = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
+                    margins = torch.stack([
+                        torch.logsumexp(logprobs[r, list(prepared[i].target_ids)], dim=-1)
+                        - torch.logsumexp(logprobs[r, list(prepared[i].other_ids)], dim=-1)
+                        for r, i in enumerate(chunk)])
+                    grads = torch.autograd.grad(margins.sum(), xs)
+                for r, i in enumerate(chunk):
+                    out[i] = (float(margins[r].detach()), grads[r].double().cpu().numpy())
+        return out  # type: ignore[return-value]
+
+
+def _left_pad(texts: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Text-side inputs [1, L_i] of several prompts as one left-padded batch [n, max L]."""
+    import torch
+
+    width = max(t["input_ids"].shape[1] for t in texts)
+    out: dict[str, Any] = {}
+    for key in texts[0]:
+        values = [t[key] for t in texts]
+        if not all(isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == 1
+                   and v.shape[1] == t["input_ids"].shape[1] for v, t in zip(values, texts)):
+            out[key] = values[0]
+            continue
+        fill = pad_id if key == "input_ids" else 0
+        rows = [torch.cat([torch.full((1, width - v.shape[1], *v.shape[2:]), fill,
+                                      dtype=v.dtype, device=v.device), v], dim=1)
+                for v in values]
+        out[key] = torch.cat(rows, dim=0)
+    return out
+
 
 class AdapterGradientOracle:
     """The gradient oracle of :mod:`attacks.adversarial` for a white-box adapter and mode.
@@ -313,12 +377,14 @@ class AdapterGradientOracle:
     (displayed; default the query's right answer) over the other option on the candidate image
     and its gradient w.r.t. that image in the image's own coordinates."""
 
-    def __init__(self, adapter: ModelAdapter, mode: AnsweringMode) -> None:
+    def __init__(self, adapter: ModelAdapter, mode: AnsweringMode,
+                 batch_size: int | None = None) -> None:
         self.scorer = WhiteBoxScorer(adapter, mode)
+        self.batch_size = batch_size  # images per forward/backward pass (None: the adapter's)
         self.calls = 0  # margin-and-gradient evaluations (one per image per step)
 
     def __call__(self, queries: Sequence[Query], images: Sequence[np.ndarray],
                  labels: Sequence[OptionLabel] | None = None) -> list[tuple[float, np.ndarray]]:
         self.calls += len(queries)
         labels = [q.correct for q in queries] if labels is None else list(labels)
-        return self.scorer.margins_and_gradients(queries, images, labels)
+        return self.scorer.margins_and_gradients(queries, images, labels, self.batch_size)

@@ -208,8 +208,11 @@ class WhiteBoxAdapter(ModelAdapter):
     """An adapter that exposes its loaded torch model, so gradients can flow to the pixels.
 
     Saliency (Integrated Gradients) and white-box attacks replay the adapter's own prompt
-    rendering, processor call and scoring through these methods (see ``explain/whitebox.py``).
+    rendering, processor call and scoring through these methods (see ``explain/whitebox.py``),
+    in batches of ``batch_size`` as the adapter answers.
     """
+
+    batch_size: int = 8
 
     @abstractmethod
     def load(self) -> Any:

@@ -162,3 +162,27 @@ def test_the_gate_compares_attack_conditions_like_any_probe(attacked):
     verdict = robustness.gate.compare(attacked, attacked, rules="strict")
     names = {c.name for c in verdict.checks}
     assert verdict.verdict == "pass" and "pgd@8/set_accuracy_shift" in names
+
+
+def test_batched_gradients_equal_one_image_at_a_time(tmp_path):
+    """The oracle's left-padded batches give the margins and gradients of single passes."""
+    from explain.whitebox import AdapterGradientOracle
+    from robustness.data.query import clean_queries
+    from robustness.models.hf import HFAdapter
+    from robustness.modes import mode_from_config
+    from robustness.reference import checkpoint_path
+    from robustness.sources import PhantomSource
+
+    adapter = HFAdapter(checkpoint_path("reference"), device="cpu", dtype="float32",
+                        local_files_only=True)
+    bench = PhantomSource(pairs=3, cache_dir=tmp_path).load()
+    queries = [q for p in bench for q in clean_queries(
+        p, (ImageInput.open(p.images[0]), ImageInput.open(p.images[1])))]
+    assert len({q.question for q in queries}) > 1  # prompts of different lengths: padding
+    images = [q.image.pixels.astype(np.float64) + 3.0 for q in queries]
+    for mode in ("mc", "gd"):
+        batched = AdapterGradientOracle(adapter, mode_from_config(mode), batch_size=6)
+        single = AdapterGradientOracle(adapter, mode_from_config(mode), batch_size=1)
+        for (m1, g1), (m2, g2) in zip(batched(queries, images), single(queries, images)):
+            assert m1 == pytest.approx(m2, abs=1e-4)
+            assert np.allclose(g1, g2, atol=1e-6 * max(1e-12, np.abs(g2).max()) + 1e-9)
