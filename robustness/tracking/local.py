@@ -76,6 +76,18 @@ def probe_metrics_line(metrics: dict[str, Any]) -> str:
                      if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
+def _report_value(value: Any) -> str:
+    """A probe metric for report.md; a per-pair mapping (``min_eps_per_pair``) is shown as how
+    many pairs take each value (the full mapping is in summary.json)."""
+    if isinstance(value, dict) and len(value) > 8 and all(
+            not isinstance(v, (dict, list)) for v in value.values()):
+        counts: dict[str, int] = {}
+        for v in value.values():
+            counts[_fmt(v)] = counts.get(_fmt(v), 0) + 1
+        return "{" + ", ".join(f"{k}: {n} pairs" for k, n in counts.items()) + "}"
+    return _fmt(value) if not isinstance(value, (dict, list)) else str(value)
+
+
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -138,8 +150,7 @@ def render_report(summary: dict[str, Any], examples: dict[str, str]) -> str:
         lines += ["## Probe metrics", ""]
         for name, metrics in probe_rows:
             lines.append(f"- **{name}**: " + ", ".join(
-                f"{k} = {_fmt(v) if not isinstance(v, (dict, list)) else v}"
-                for k, v in metrics.items()))
+                f"{k} = {_report_value(v)}" for k, v in metrics.items()))
         lines.append("")
     if examples:
         lines += ["## Example pairs", ""]
