@@ -31,7 +31,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 
 from attacks.base import (Answers, Condition, Probe, ProbeContext, Queries, derive_seed,
-                          displayed_label, index_by_key, percent, source_image)
+                          displayed_label, index_by_key, source_image, success_rate)
 from attacks.corruptions import check_target, targeted
 from robustness.data.image import ImageInput
 from robustness.data.query import Answer, Query
@@ -150,24 +150,16 @@ class AdversarialAttack(Probe):
                       probe_queries: Queries) -> dict[str, Any]:
         """Attack success (right before, wrong after, over images right before) and how far
         and how visibly the attacked images moved (means over attacked images)."""
-        clean, probed, queries = (index_by_key(clean_answers), index_by_key(probe_answers),
-                                  index_by_key(probe_queries))
-        attacked = [q for q in queries.values() if "linf" in q.meta]
-        right = [q.key for q in attacked
-                 if clean.get(q.key) is not None and clean[q.key].choice == _truth(q)]
-        broken = sum(1 for k in right if probed[k].choice != _truth(queries[k]))
+        attacked = [q for q in index_by_key(probe_queries).values() if "linf" in q.meta]
 
         def mean(field: str) -> float | None:
             values = [q.meta[field] for q in attacked if q.meta[field] is not None]
             return round(float(np.mean(values)), 4) if values else None
 
-        return {"attack_success_rate": percent(broken, len(right)),
+        return {"attack_success_rate": success_rate(attacked, index_by_key(clean_answers),
+                                                    index_by_key(probe_answers)),
                 "attacked_images": len(attacked), "linf_mean": mean("linf"),
                 "l2_mean": mean("l2"), "psnr_mean": mean("psnr"), "ssim_mean": mean("ssim")}
-
-
-def _truth(query: Query) -> OptionLabel:
-    return query.to_original(query.correct)  # type: ignore[return-value]
 
 
 def min_eps_per_pair(attack: AdversarialAttack, pair_ids: Sequence[str],

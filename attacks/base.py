@@ -124,6 +124,16 @@ def scoring_pair(pair: Pair, queries: Sequence[Query]) -> Pair:
     return pair if correct == pair.correct else replace(pair, correct=correct)
 
 
+def success_rate(changed: Sequence[Query], clean_answers: Mapping[QueryKey, Answer],
+                 probe_answers: Mapping[QueryKey, Answer]) -> float | None:
+    """% of the ``changed`` images answered right on clean and wrong under the condition (an
+    attack's success), over those answered right on clean."""
+    right = [q for q in changed
+             if clean_answers.get(q.key) is not None and clean_answers[q.key].choice == truth(q)]
+    broken = sum(1 for q in right if probe_answers[q.key].choice != truth(q))
+    return percent(broken, len(right))
+
+
 def percent(numerator: float, denominator: float) -> float | None:
     """A percentage rounded to 2 decimals, None when there is nothing to divide by."""
     return round(100.0 * numerator / denominator, 2) if denominator else None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from attacks.base import (Answers, Condition, Probe, ProbeContext, Queries, index_by_key,
-                          percent, source_image, truth)
+                          source_image, success_rate)
 from robustness.data.image import ImageInput
 from robustness.data.query import Query
 from robustness.data.types import Benchmark, Pair
@@ -148,11 +148,7 @@ class Transfer(Probe):
     def extra_metrics(self, condition: Condition, clean_answers: Answers, probe_answers: Answers,
                       probe_queries: Queries) -> dict[str, Any]:
         """Transfer success: right on clean, wrong on the replayed adversarial image."""
-        clean, probed, queries = (index_by_key(clean_answers), index_by_key(probe_answers),
-                                  index_by_key(probe_queries))
-        replayed = [q for q in queries.values() if "transfer" in q.meta]
-        right = [q.key for q in replayed
-                 if clean.get(q.key) is not None and clean[q.key].choice == truth(q)]
-        broken = sum(1 for k in right if probed[k].choice != truth(queries[k]))
-        return {"attack_success_rate": percent(broken, len(right)),
+        replayed = [q for q in index_by_key(probe_queries).values() if "transfer" in q.meta]
+        return {"attack_success_rate": success_rate(replayed, index_by_key(clean_answers),
+                                                    index_by_key(probe_answers)),
                 "replayed_images": len(replayed)}

@@ -494,6 +494,11 @@ def test_probe_config_instantiates(path):
     assert lines[0] == f"# @package probe.{path.stem}"
     assert 5 <= len(lines) <= 50
     node = yaml.safe_load(path.read_text())
+    if node.get("source", "given") is None:  # needs the user's input (transfer: a run folder)
+        with pytest.raises(Exception, match="source is required"):
+            instantiate(node)
+        assert issubclass(probe_class(path.stem), Probe)
+        return
     probe = instantiate(node)
     assert isinstance(probe, Probe) and probe.name == path.stem
     assert type(probe) is probe_class(path.stem)
@@ -543,13 +548,19 @@ class LinearOracle:
     def score_a(self, pixels: np.ndarray) -> float:
         return float((self.w * pixels).sum() / 255 + self.b)
 
-    def __call__(self, queries, images):
+    def __call__(self, queries, images, labels=None):
         self.calls += 1
         out = []
-        for q, img in zip(queries, images):
-            sign = 1.0 if q.correct == "A" else -1.0
+        labels = labels or [q.correct for q in queries]
+        for label, img in zip(labels, images):
+            sign = 1.0 if label == "A" else -1.0
             out.append((sign * self.score_a(img), sign * self.w / 255))
         return out
+
+
+def perturb(attack, condition, pair, clean, oracle, ctx):
+    """One pair through an attack (the runner hands it whole batches of pairs)."""
+    return attack.perturb(condition, [(pair, clean)], oracle, ctx, {})[0]
 
 
 def test_fgsm_takes_the_optimal_linf_step_and_stays_in_budget(bench, ctx):
@@ -560,7 +571,7 @@ def test_fgsm_takes_the_optimal_linf_step_and_stays_in_budget(bench, ctx):
     oracle = LinearOracle(clean[0].image.pixels.shape)
     attack = FGSM(eps=[2, 4])
     assert [c.name for c in attack.conditions()] == ["fgsm@2", "fgsm@4"]
-    adv = attack.perturb(attack.conditions()[1], pair, clean, oracle, ctx)
+    adv = perturb(attack, attack.conditions()[1], pair, clean, oracle, ctx)
     for q, c in zip(adv, clean):
         delta = q.image.pixels.astype(int) - c.image.pixels.astype(int)
         assert np.abs(delta).max() <= 4 and q.image.pixels.dtype == np.uint8
@@ -583,21 +594,23 @@ def test_pgd_is_seeded_bounded_and_flips_a_toy_model(bench, ctx):
     oracle.b = -oracle.score_a(clean[0].image.pixels.astype(float)) + 1.0
     attack = PGD(eps=[2], steps=5, target="image1")
     cond = attack.conditions()[0]
-    assert cond.params == {"eps": 2, "target": "image1", "steps": 5, "step_size": 0.25,
-                           "random_start": True}
-    a1, a2 = attack.perturb(cond, pair, clean, oracle, ctx)
+    assert cond.params == {"eps": 2, "target": "image1", "norm": "linf", "steps": 5,
+                           "step_size": 0.25, "random_start": True}
+    a1, a2 = perturb(attack, cond, pair, clean, oracle, ctx)
     assert a2.image.digest == clean[1].image.digest  # target=image1 leaves slot 2 alone
     assert oracle.score_a(clean[0].image.pixels.astype(float)) > 0  # right before the attack
     assert oracle.score_a(a1.image.pixels.astype(float)) < 0  # wrong after it
     assert np.abs(a1.image.pixels.astype(int) - clean[0].image.pixels.astype(int)).max() <= 2
-    again = attack.perturb(cond, pair, clean, LinearOracle(shape, seed=3, bias=oracle.b), ctx)
+    again = perturb(attack, cond, pair, clean, LinearOracle(shape, seed=3, bias=oracle.b), ctx)
     assert again[0].image.digest == a1.image.digest
     one_step = PGD(eps=[8], steps=1, step_size=0.1)
-    x = one_step.perturb(one_step.conditions()[0], pair, clean, oracle, ctx)
-    y = one_step.perturb(one_step.conditions()[0], pair, clean, oracle, replace(ctx, seed=1))
+    x = perturb(one_step, one_step.conditions()[0], pair, clean, oracle, ctx)
+    y = perturb(one_step, one_step.conditions()[0], pair, clean, oracle, replace(ctx, seed=1))
     assert x[0].image.digest != y[0].image.digest  # the random start follows the run seed
-    assert not isinstance(attack, Probe) and isinstance(attack, AdversarialAttack)
-    for bad in ({"eps": [0]}, {"eps": [2, 2]}, {"steps": 0}, {"step_size": 2.0}):
+    assert isinstance(attack, Probe) and isinstance(attack, AdversarialAttack)
+    zero = perturb(PGD(eps=[0]), PGD(eps=[0]).conditions()[0], pair, clean, oracle, ctx)
+    assert [q.image.digest for q in zero] == [q.image.digest for q in clean]  # eps 0: unchanged
+    for bad in ({"eps": [-1]}, {"eps": [2, 2]}, {"steps": 0}, {"step_size": 2.0}):
         with pytest.raises(ConfigError):
             PGD(**bad)
 

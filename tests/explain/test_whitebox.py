@@ -161,7 +161,8 @@ def test_gradient_oracle_serves_the_adversarial_attacks(tiny_llava):
                              [0].detach()) for s in (1, -1))
         assert (plus - minus) / (2 * h) == pytest.approx(float((grad * direction).sum()),
                                                          rel=0.05, abs=1e-4)
-    adversarial = FGSM(eps=2).attack(queries, oracle, 2, seeds=[0, 1])
+    adversarial = FGSM(eps=2).attack(queries, oracle, 2, seeds=[0, 1],
+                                     labels=[q.correct for q in queries])
     attacked = AnswerScorer(ad, mode).margins(
         [replace(q, image=ImageInput(a)) for q, a in zip(queries, adversarial)],
         [q.correct for q in queries])

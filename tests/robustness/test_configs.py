@@ -134,6 +134,10 @@ def test_every_config_composes_and_builds(group, name):
     if group == "probe":
         from attacks import build_probes
 
+        if cfg.probe[name].get("source", "given") is None:  # transfer: the user names a run
+            with pytest.raises(UserError, match="source is required"):
+                build_probes(cfg.probe)
+            return
         probes = build_probes(cfg.probe)
         assert [p.name for p in probes] == [name]
         return
