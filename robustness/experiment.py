@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from robustness.errors import ConfigError, UserError
 from robustness.objective import check_objective
@@ -153,32 +153,53 @@ def torch_threads(setting: Any) -> int:
     return cores  # one job at a time here, or a Slurm task whose affinity is its allocation
 
 
+def _names(cfg: Any, choices: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """Model, mode, dataset and prompt names: the config group choices, else the nodes' own."""
+    prompt = choices.get("prompt") or (cfg.get("prompt") or {}).get("strategy") or "direct"
+    return (str(choices.get("model") or cfg.model.get("name") or "model"),
+            str(choices.get("mode") or cfg.mode.get("name") or "mode"),
+            str(choices.get("dataset") or cfg.dataset.get("name") or "dataset"), str(prompt))
+
+
+def _meta(cfg: Any, resolved: dict[str, Any], choices: Mapping[str, Any], source: Any,
+          probes: Sequence[Any], threads: int) -> Any:
+    """What the summary and the trackers record about the run (secrets masked)."""
+    from robustness.runner import RunMeta
+    from robustness.tracking import redact
+
+    model, mode, dataset, prompt = _names(cfg, choices)
+    tags = (f"model:{model}", f"mode:{mode}", f"dataset:{dataset}", f"prompt:{prompt}",
+            *(f"probe:{p.name}" for p in probes))
+    config = redact(resolved)
+    config["choices"] = dict(choices)
+    return RunMeta(model=model, mode=mode, dataset=dataset, prompt=prompt, threads=threads,
+                   name=redact_text(cfg.get("run_name") or f"{model}_{mode}_{dataset}"),
+                   group=redact_text(cfg.get("name") or "default"),
+                   tags=tuple(redact_text(t) for t in tags), config=config,
+                   dataset_settings=redact(_jsonable(source.describe())))
+
+
 def run_experiment(cfg: Any, echo: bool = True) -> dict[str, Any]:
     """Build every part from ``cfg`` and run one experiment; returns the summary (and, with
-    ``echo``, prints the condition table)."""
+    ``echo``, prints the condition table). With ``plan`` set it returns the plan instead and
+    asks the model nothing."""
+    import torch
 
     from attacks import build_probes
     from robustness.models.cache import CachedAdapter
-    from robustness.runner import RunMeta, Runner
-    from robustness.tracking import MultiTracker, redact
+    from robustness.runner import Runner
+    from robustness.tracking import MultiTracker
     from robustness.tracking.local import LocalReport, format_console_table
 
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     resolved = _resolved(cfg)
     check_targets(resolved)  # before anything is built: no class from outside the allowlist
-    choices = _choices()
-    run_dir = _abspath(cfg.run_dir or _hydra_output_dir())
-    model_name = str(choices.get("model") or cfg.model.get("name") or "model")
-    mode_name = str(choices.get("mode") or cfg.mode.get("name") or "mode")
-    dataset_name = str(choices.get("dataset") or cfg.dataset.get("name") or "dataset")
-    prompt_name = str(choices.get("prompt") or (cfg.get("prompt") or {}).get("strategy")
-                      or "direct")
     settings = run_settings(cfg)
     threads = torch_threads(cfg.get("threads"))
-    import torch
-
     torch.set_num_threads(threads)
+    choices = _choices()
+    run_dir = _abspath(cfg.run_dir or _hydra_output_dir())
 
     source = build(cfg.dataset, "dataset")
     probes = build_probes(cfg.get("probe"))
@@ -186,7 +207,6 @@ def run_experiment(cfg: Any, echo: bool = True) -> dict[str, Any]:
     external = _build_optional(cfg, "logger")
     explainer = _build_optional(cfg, "explain")
     prompt = build_prompt(cfg.get("prompt"))
-
     adapter = build(cfg.model, "model")
     try:
         answers_dir = _abspath(cfg.cache.dir) / "answers"
@@ -195,19 +215,10 @@ def run_experiment(cfg: Any, echo: bool = True) -> dict[str, Any]:
         adapter = CachedAdapter(adapter, answers_dir, enabled=enabled)
         mode.wrap_auxiliary(lambda inner: CachedAdapter(inner, answers_dir, enabled=enabled))
         benchmark = source.load()
-        config = redact(resolved)
-        config["choices"] = choices
-        tags = (f"model:{model_name}", f"mode:{mode_name}", f"dataset:{dataset_name}",
-                f"prompt:{prompt_name}", *(f"probe:{p.name}" for p in probes))
-        name = cfg.get("run_name") or f"{model_name}_{mode_name}_{dataset_name}"
-        meta = RunMeta(model=model_name, mode=mode_name, dataset=dataset_name, prompt=prompt_name,
-                       threads=threads,
-                       name=redact_text(name), group=redact_text(cfg.get("name") or "default"),
-                       tags=tuple(redact_text(t) for t in tags), config=config,
-                       dataset_settings=redact(_jsonable(source.describe())))
         trackers = [LocalReport()] + ([external] if external is not None else [])
         runner = Runner(benchmark, adapter, mode, probes, run_dir=run_dir,
-                        tracker=MultiTracker(trackers), settings=settings, meta=meta,
+                        tracker=MultiTracker(trackers), settings=settings,
+                        meta=_meta(cfg, resolved, choices, source, probes, threads),
                         prompt=prompt, explainer=explainer)
         if cfg.get("plan"):  # what the run would ask; nothing is asked, nothing written
             from robustness.plan import format_plan, plan_json, plan_run
