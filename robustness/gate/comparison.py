@@ -7,7 +7,11 @@ invalid answers, validity, confusion) for both runs, then one check per configur
   CI over pairs and an exact paired test (McNemar for 0/1 outcomes, sign-flip otherwise);
 * shift (probes): the change of the probe's shift, ``(cand probe − cand clean) − (base probe −
   base clean)``: negative set-accuracy values mean the candidate loses more under the probe;
-* per category: the same on the pairs of each category, with the official weighting.
+* per category: the same on the pairs of each category, with the official weighting;
+* probe metrics, image by image: ``option_swap/order_consistency`` (the same option content in
+  both orders; exact McNemar), ``option_swap/position_bias`` (|% answers at displayed A − 50|;
+  paired bootstrap over pairs) and ``<condition>/flip_rate`` (answers changed against clean;
+  exact McNemar) — pure position bias leaves set accuracy intact and shows only here.
 
 Runs that do not describe the same experiment (benchmark, pairs, mode, seed, probe settings)
 raise :class:`UserError` (exit 2): a mismatch is not a verdict.
@@ -27,7 +31,8 @@ from robustness.data.types import Benchmark, Choice, OptionLabel
 from robustness.errors import UserError
 from robustness.gate.inputs import (CLEAN, ConditionPredictions, RunInput, find_benchmark,
                                     load_condition, open_input)
-from robustness.gate.rules import LEVEL_METRICS, SHIFT_METRICS, GateRules, MetricRule
+from robustness.gate.rules import (LEVEL_METRICS, PROBE_METRICS, SHIFT_METRICS, GateRules,
+                                   MetricRule)
 from robustness.metrics import PairOutcome, pair_outcome
 from robustness.stats import adjust_pvalues, bootstrap_contrast_ci, mcnemar_exact, sign_flip_exact
 
@@ -321,11 +326,13 @@ class _Comparison:
     """Holds both runs' per-pair outcomes for every condition and builds the checks."""
 
     def __init__(self, rules: GateRules, bench: Benchmark | None, order: list[str],
-                 outcomes: dict[tuple[str, str], dict[str, PairOutcome]]):
+                 outcomes: dict[tuple[str, str], dict[str, PairOutcome]],
+                 choices: dict[tuple[str, str], Mapping[tuple[str, int], Choice]]):
         self.rules = rules
         self.bench = bench
         self.order = order  # pair ids in benchmark (or first-seen) order
         self.outcomes = outcomes  # (side, condition) -> pair id -> outcome
+        self.choices = choices  # (side, condition) -> (pair id, image) -> original label
 
     def pairs(self, *conditions: str) -> list[str]:
         present = [set(self.outcomes[("baseline", c)]) for c in conditions]
@@ -400,6 +407,71 @@ class _Comparison:
                      rule.margin, rule.gate, sb, sc, delta, self._ci(terms, keep), p,
                      int(keep.sum()))
 
+    def _images(self, side: str, condition: str, ids: list[str]) -> tuple[list[Choice], ...]:
+        """Per image (pairs in order, images 1 and 2): the clean and the probed choice."""
+        clean, probed = self.choices[(side, CLEAN)], self.choices[(side, condition)]
+        keys = [(p, i) for p in ids for i in (1, 2)]
+        return [clean[k] for k in keys], [probed[k] for k in keys]
+
+    def image_values(self, side: str, condition: str, metric: str,
+                     ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per image, a 0/1 outcome and whether it counts (aligned with ``ids`` x 2)."""
+        clean, probed = self._images(side, condition, ids)
+        valid = np.array([c is not None and p is not None for c, p in zip(clean, probed)])
+        if metric == "order_consistency":
+            return np.array([c == p for c, p in zip(clean, probed)]) & valid, valid
+        if metric == "flip_rate":
+            return np.array([c != p for c, p in zip(clean, probed)]), np.ones(len(clean), bool)
+        # position_bias: displayed A clean (original A) and swapped (original B), per image
+        at_a = np.array([(c == "A") + (p == "B") for c, p in zip(clean, probed)], dtype=float)
+        counted = np.array([(c is not None) + (p is not None) for c, p in zip(clean, probed)],
+                           dtype=float)
+        return at_a, counted
+
+    def probe_metric(self, condition: str, metric: str, rule: MetricRule) -> Check:
+        """A per-image probe metric compared between the runs on the same images."""
+        ids = self.pairs(CLEAN, condition)
+        data = {side: self.image_values(side, condition, metric, ids)
+                for side in ("baseline", "candidate")}
+
+        def value(x: np.ndarray, n: np.ndarray, rows: np.ndarray | None = None) -> float | None:
+            if rows is not None:
+                x, n = x.reshape(-1, 2)[rows].ravel(), n.reshape(-1, 2)[rows].ravel()
+            total = float(n.sum())
+            if total == 0:
+                return None
+            share = 100.0 * float(x.sum()) / total
+            return abs(share - 50.0) if metric == "position_bias" else share
+
+        b, c = (value(*data[s]) for s in ("baseline", "candidate"))
+        delta = None if b is None or c is None else c - b
+        rng = np.random.default_rng(self.rules.seed)
+        draws = []
+        for _ in range(self.rules.resamples if ids else 0):
+            rows = rng.integers(0, len(ids), len(ids))
+            vb, vc = value(*data["baseline"], rows), value(*data["candidate"], rows)
+            if vb is not None and vc is not None:
+                draws.append(vc - vb)
+        ci: tuple[float | None, float | None] = (None, None)
+        p: float | None = None
+        if draws:
+            tail = (1 - self.rules.ci_level) / 2
+            ci = (float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail)))
+        if metric == "position_bias":
+            if draws and delta is not None:
+                arr = np.asarray(draws)
+                tail_share = max(min((arr <= 0).mean(), (arr >= 0).mean()), 1 / (len(arr) + 1))
+                p = float(min(1.0, 2 * tail_share))
+        else:
+            both = data["baseline"][1] & data["candidate"][1] if metric == "order_consistency" \
+                else np.ones(2 * len(ids), bool)
+            if both.any():
+                p = mcnemar_exact(data["baseline"][0][both].astype(bool).tolist(),
+                                  data["candidate"][0][both].astype(bool).tolist())
+        return Check(f"{condition}/{metric}", condition, metric, None, "probe",
+                     PROBE_METRICS[metric], rule.margin, rule.gate, b, c, delta, ci, p,
+                     len(ids))
+
     def check(self, condition: str, metric: str, rule: MetricRule,
               category: str | None = None) -> Check:
         if metric in SHIFT_METRICS:
@@ -452,6 +524,10 @@ def _build_checks(comp: _Comparison, conditions: list[str], rules: GateRules,
     for condition in probes:
         for metric, rule in rules.probes.items():
             checks.append(comp.check(condition, metric, rule))
+        for metric, rule in rules.probe_metrics.items():
+            if metric != "flip_rate" and not condition.startswith("option_swap"):
+                continue  # order consistency and position bias belong to option swaps
+            checks.append(comp.probe_metric(condition, metric, rule))
     cat_rules = rules.per_category
     if cat_rules.metrics:
         targets = conditions if cat_rules.conditions is None else [
@@ -492,6 +568,7 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
                 run.benchmark_name = run.benchmark_name or bench.name
     known = {p.pair_id for p in bench} if bench is not None else None
     outcomes: dict[tuple[str, str], dict[str, PairOutcome]] = {}
+    choices: dict[tuple[str, str], Mapping[tuple[str, int], Choice]] = {}
     order: list[str] = []
     for name in conditions:
         preds = {side: load_condition(run, name, known_pairs=known, threshold=threshold)
@@ -503,6 +580,7 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
                 _check_clean_gold(p, bench)
         _check_same_gold(name, gold["baseline"], gold["candidate"])
         for side, p in preds.items():
+            choices[(side, name)] = p.choices
             outcomes[(side, name)] = {
                 pid: _outcome(gold[side][pid], p.choices[(pid, 1)], p.choices[(pid, 2)])
                 for pid in p.pair_ids}
@@ -511,7 +589,7 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
     if bench is not None:
         seen = set(order)
         order = [p.pair_id for p in bench if p.pair_id in seen]
-    comp = _Comparison(rules, bench, order, outcomes)
+    comp = _Comparison(rules, bench, order, outcomes, choices)
     checks = _build_checks(comp, conditions, rules, notes)
     decide(checks, rules)
     recorded_name = base.benchmark_name or cand.benchmark_name

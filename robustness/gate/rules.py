@@ -26,6 +26,12 @@ LEVEL_METRICS: dict[str, bool] = {
     "invalid_rate": False,
 }
 SHIFT_METRICS: dict[str, str] = {f"{m}_shift": m for m in LEVEL_METRICS}
+# per-image probe metrics (compared image by image) -> True where a higher value is better
+PROBE_METRICS: dict[str, bool] = {
+    "order_consistency": True,  # option_swap: same option content chosen in both orders
+    "position_bias": False,  # option_swap: |% answers at displayed A - 50|
+    "flip_rate": False,  # every probe: % images whose answer differs from clean
+}
 # pair-level metrics (official category weighting); shifts apply to probe conditions only
 CATEGORY_METRICS: tuple[str, ...] = ("set_accuracy", "confusion", "set_accuracy_shift",
                                      "confusion_shift")
@@ -77,6 +83,11 @@ class GateRules:
         "confusion_shift": MetricRule(2.0, False),
     })
     per_category: CategoryRules = field(default_factory=CategoryRules)
+    probe_metrics: Mapping[str, MetricRule] = field(default_factory=lambda: {
+        "order_consistency": MetricRule(2.0, True),
+        "position_bias": MetricRule(2.0, False),
+        "flip_rate": MetricRule(2.0, False),
+    })
     source: str = "built-in defaults"
 
     def describe(self) -> str:
@@ -135,7 +146,7 @@ def rules_from_mapping(raw: Mapping[str, Any], *, source: str = "mapping",
     base = base or GateRules()
     reader = _Reader(source)
     known = {"alpha", "correction", "resamples", "seed", "ci_level", "conditions", "clean",
-             "probes", "per_category"}
+             "probes", "per_category", "probe_metrics"}
     reader.no_unknown(raw, known, "")
     updates: dict[str, Any] = {"source": source}
     if "alpha" in raw:
@@ -164,6 +175,9 @@ def rules_from_mapping(raw: Mapping[str, Any], *, source: str = "mapping",
         updates["probes"] = reader.metric_rules(raw["probes"], "probes", base.probes, allowed)
     if "per_category" in raw:
         updates["per_category"] = reader.category_rules(raw["per_category"], base.per_category)
+    if "probe_metrics" in raw:
+        updates["probe_metrics"] = reader.metric_rules(raw["probe_metrics"], "probe_metrics",
+                                                       base.probe_metrics, list(PROBE_METRICS))
     return replace(base, **updates)
 
 
