@@ -422,6 +422,10 @@ class _Comparison:
             return np.array([c == p for c, p in zip(clean, probed)]) & valid, valid
         if metric == "flip_rate":
             return np.array([c != p for c, p in zip(clean, probed)]), np.ones(len(clean), bool)
+        if metric == "attack_success_rate":  # broken: right on clean, wrong under the attack
+            right = [r for p in ids for r in self.outcomes[(side, CLEAN)][p].correct]
+            after = [r for p in ids for r in self.outcomes[(side, condition)][p].correct]
+            return np.array([a and not b for a, b in zip(right, after)]), np.array(right)
         # position_bias: displayed A clean (original A) and swapped (original B), per image
         at_a = np.array([(c == "A") + (p == "B") for c, p in zip(clean, probed)], dtype=float)
         counted = np.array([(c is not None) + (p is not None) for c, p in zip(clean, probed)],
@@ -463,8 +467,9 @@ class _Comparison:
                 tail_share = max(min((arr <= 0).mean(), (arr >= 0).mean()), 1 / (len(arr) + 1))
                 p = float(min(1.0, 2 * tail_share))
         else:
-            both = data["baseline"][1] & data["candidate"][1] if metric == "order_consistency" \
-                else np.ones(2 * len(ids), bool)
+            both = (data["baseline"][1] & data["candidate"][1]
+                    if metric in ("order_consistency", "attack_success_rate")
+                    else np.ones(2 * len(ids), bool))
             if both.any():
                 p = mcnemar_exact(data["baseline"][0][both].astype(bool).tolist(),
                                   data["candidate"][0][both].astype(bool).tolist())
@@ -515,8 +520,18 @@ def decide(checks: list[Check], rules: GateRules) -> None:
                             f"(p adj {_fmt_p(check.p_adjusted)} >= {rules.alpha:g})")
 
 
+def _applies(metric: str, condition: str, attacks: set[str]) -> bool:
+    """Order consistency and position bias belong to option swaps, attack success to attack
+    conditions (their probe has a budget ``eps``), flip rates to every probe."""
+    if metric in ("order_consistency", "position_bias"):
+        return condition.startswith("option_swap")
+    if metric == "attack_success_rate":
+        return condition in attacks
+    return True
+
+
 def _build_checks(comp: _Comparison, conditions: list[str], rules: GateRules,
-                  notes: list[str]) -> list[Check]:
+                  notes: list[str], attacks: set[str]) -> list[Check]:
     checks: list[Check] = []
     probes = [c for c in conditions if c != CLEAN]
     for metric, rule in rules.clean.items():
@@ -525,9 +540,8 @@ def _build_checks(comp: _Comparison, conditions: list[str], rules: GateRules,
         for metric, rule in rules.probes.items():
             checks.append(comp.check(condition, metric, rule))
         for metric, rule in rules.probe_metrics.items():
-            if metric != "flip_rate" and not condition.startswith("option_swap"):
-                continue  # order consistency and position bias belong to option swaps
-            checks.append(comp.probe_metric(condition, metric, rule))
+            if _applies(metric, condition, attacks):
+                checks.append(comp.probe_metric(condition, metric, rule))
     cat_rules = rules.per_category
     if cat_rules.metrics:
         targets = conditions if cat_rules.conditions is None else [
@@ -590,7 +604,9 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
         seen = set(order)
         order = [p.pair_id for p in bench if p.pair_id in seen]
     comp = _Comparison(rules, bench, order, outcomes, choices)
-    checks = _build_checks(comp, conditions, rules, notes)
+    attacks = {name for name in conditions
+               if "eps" in ((base.probes.get(name) or {}).get("params") or {})}
+    checks = _build_checks(comp, conditions, rules, notes, attacks)
     decide(checks, rules)
     recorded_name = base.benchmark_name or cand.benchmark_name
     benchmark = {"name": recorded_name or (bench.name if bench else None),

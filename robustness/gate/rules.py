@@ -31,6 +31,7 @@ PROBE_METRICS: dict[str, bool] = {
     "order_consistency": True,  # option_swap: same option content chosen in both orders
     "position_bias": False,  # option_swap: |% answers at displayed A - 50|
     "flip_rate": False,  # every probe: % images whose answer differs from clean
+    "attack_success_rate": False,  # attacks: % images right on clean and wrong under attack
 }
 # pair-level metrics (official category weighting); shifts apply to probe conditions only
 CATEGORY_METRICS: tuple[str, ...] = ("set_accuracy", "confusion", "set_accuracy_shift",
@@ -87,6 +88,7 @@ class GateRules:
         "order_consistency": MetricRule(2.0, True),
         "position_bias": MetricRule(2.0, False),
         "flip_rate": MetricRule(2.0, False),
+        "attack_success_rate": MetricRule(2.0, False),
     })
     source: str = "built-in defaults"
 

@@ -160,8 +160,12 @@ def test_the_gate_compares_attack_conditions_like_any_probe(attacked):
     import robustness
 
     verdict = robustness.gate.compare(attacked, attacked, rules="strict")
-    names = {c.name for c in verdict.checks}
-    assert verdict.verdict == "pass" and "pgd@8/set_accuracy_shift" in names
+    checks = {c.name: c for c in verdict.checks}
+    assert verdict.verdict == "pass" and "pgd@8/set_accuracy_shift" in checks
+    success = checks["pgd@8/attack_success_rate"]
+    recorded = summary(attacked)["conditions"]["pgd@8"]["probe_metrics"]["attack_success_rate"]
+    assert success.baseline == pytest.approx(recorded, abs=0.01) and success.gating
+    assert "option_swap/order_consistency" not in checks
 
 
 def test_batched_gradients_equal_one_image_at_a_time(tmp_path):
