@@ -4,16 +4,23 @@ Differences are in percentage points (probe minus clean). The set-accuracy diffe
 paired bootstrap 95% CI (pairs resampled jointly) and an exact McNemar p-value on pair
 correctness (both answers right). ``flip_rate`` is the share of image answers whose choice, in
 the pair's original labels, differs from the clean answer. Per category, pairs that carry the
-category (in ``category_1 + category_2``) form the paired sample. Pure numbers, no model.
+category (in ``category_1 + category_2``) form the paired sample, and the difference, its CI
+and its exact test all describe the same occurrence-weighted quantity as the official table (a
+pair counts once per occurrence of the category): the CI resamples weighted ratio terms and
+the test is the exact sign-flip test on weighted differences (McNemar when every weight is 1).
+Pure numbers, no model.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from robustness.data.types import Pair
 from robustness.metrics import ChoiceMap, Metrics, ScoreReport
-from robustness.stats import DEFAULT_RESAMPLES, mcnemar_exact, paired_bootstrap_diff_ci
+from robustness.stats import (DEFAULT_RESAMPLES, bootstrap_contrast_ci, mcnemar_exact,
+                              paired_bootstrap_diff_ci, sign_flip_exact)
 
 SHIFT_KEYS = ("set_accuracy", "individual_accuracy", "confusion", "flip_rate",
               "set_accuracy_ci", "mcnemar_p")
@@ -33,19 +40,29 @@ def flip_rate(pair_ids: Sequence[str], clean: ChoiceMap, probe: ChoiceMap) -> fl
 
 
 def _paired_stats(pair_ids: Sequence[str], clean: ScoreReport, probe: ScoreReport, *,
-                  seed: int, resamples: int) -> tuple[list[float], float]:
+                  seed: int, resamples: int,
+                  weights: Sequence[int] | None = None) -> tuple[list[float], float]:
     a = [clean.outcomes[pid].both_correct for pid in pair_ids]
     b = [probe.outcomes[pid].both_correct for pid in pair_ids]
-    ci = paired_bootstrap_diff_ci(a, b, resamples=resamples, seed=seed)
-    return [ci[0], ci[1]], mcnemar_exact(a, b)
+    if weights is None or all(w == 1 for w in weights):
+        ci = paired_bootstrap_diff_ci(a, b, resamples=resamples, seed=seed)
+        return [ci[0], ci[1]], mcnemar_exact(a, b)
+    w = np.asarray(weights, dtype=float)
+    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ci = bootstrap_contrast_ci([(1.0, b_arr * w, w), (-1.0, a_arr * w, w)],
+                               resamples=resamples, seed=seed)
+    p = sign_flip_exact([int(round(x)) for x in (b_arr - a_arr) * w])
+    return [ci[0], ci[1]], p
 
 
 def shift(clean_metrics: Metrics, probe_metrics: Metrics, pair_ids: Sequence[str],
           clean: ScoreReport, probe: ScoreReport, clean_choices: ChoiceMap,
-          probe_choices: ChoiceMap, *, seed: int = 0,
-          resamples: int = DEFAULT_RESAMPLES) -> dict[str, Any]:
-    """The contract's shift object ``S`` for one row (overall or one category)."""
-    ci, p = _paired_stats(pair_ids, clean, probe, seed=seed, resamples=resamples)
+          probe_choices: ChoiceMap, *, seed: int = 0, resamples: int = DEFAULT_RESAMPLES,
+          weights: Sequence[int] | None = None) -> dict[str, Any]:
+    """The contract's shift object ``S`` for one row (overall, or one category with each pair's
+    occurrence count of it as ``weights``)."""
+    ci, p = _paired_stats(pair_ids, clean, probe, seed=seed, resamples=resamples,
+                          weights=weights)
     return {
         "set_accuracy": _delta(clean_metrics, probe_metrics, "set_accuracy"),
         "individual_accuracy": _delta(clean_metrics, probe_metrics, "individual_accuracy"),
@@ -72,12 +89,14 @@ def compute_shifts(pairs: Sequence[Pair], clean: ScoreReport, probe: ScoreReport
                     probe_choices, seed=seed, resamples=resamples)
     per_category: dict[str, dict[str, Any]] = {}
     members = _category_members(pairs)
+    by_id = {p.pair_id: p for p in pairs}
     for cat, cat_ids in members.items():
         if cat not in clean.per_category or cat not in probe.per_category:
             continue
+        weights = [by_id[pid].pair_categories.count(cat) for pid in cat_ids]
         per_category[cat] = shift(clean.per_category[cat], probe.per_category[cat], cat_ids,
                                   clean, probe, clean_choices, probe_choices, seed=seed,
-                                  resamples=resamples)
+                                  resamples=resamples, weights=weights)
     return overall, per_category
 
 

@@ -369,10 +369,10 @@ class _Comparison:
         b = metric_sample(self.stats("baseline", condition, ids), metric, weight)
         c = metric_sample(self.stats("candidate", condition, ids), metric, weight)
         both = b.mask & c.mask
-        if metric in BINARY_METRICS:
+        if metric in BINARY_METRICS and not (weight > 1).any():
             p = mcnemar_exact(b.x[both].astype(bool).tolist(), c.x[both].astype(bool).tolist())
-        else:
-            p = sign_flip_exact((c.x[both] - b.x[both]).tolist())
+        else:  # the same occurrence-weighted quantity the value and the CI describe
+            p = sign_flip_exact(((c.x[both] - b.x[both]) * weight[both]).tolist())
         delta = None if b.value is None or c.value is None else c.value - b.value
         name = f"{condition}/{metric}" + (f"/{category}" if category else "")
         return Check(name, condition, metric, category, "level", LEVEL_METRICS[metric],
@@ -397,7 +397,7 @@ class _Comparison:
         sb, sc = shift_of("baseline"), shift_of("candidate")
         defined = np.logical_and.reduce([s.mask for s in samples.values()])
         d = ((samples[("candidate", condition)].x - samples[("candidate", CLEAN)].x)
-             - (samples[("baseline", condition)].x - samples[("baseline", CLEAN)].x))
+             - (samples[("baseline", condition)].x - samples[("baseline", CLEAN)].x)) * weight
         p = sign_flip_exact(d[defined].tolist()) if defined.any() else None
         terms = [(1.0, samples[("candidate", condition)]), (-1.0, samples[("candidate", CLEAN)]),
                  (-1.0, samples[("baseline", condition)]), (1.0, samples[("baseline", CLEAN)])]

@@ -40,3 +40,28 @@ def test_identical_answers_have_no_shift():
     overall, _ = compute_shifts(pairs, r, r, choices, choices, resamples=200)
     assert overall["set_accuracy"] == 0.0 and overall["flip_rate"] == 0.0
     assert overall["mcnemar_p"] == 1.0 and overall["set_accuracy_ci"] == [0.0, 0.0]
+
+
+def test_a_category_row_describes_one_occurrence_weighted_quantity():
+    """Per category the official table counts a pair once per occurrence of the category; the
+    difference, its CI and its test must all describe that weighted quantity."""
+    from robustness.stats import sign_flip_exact
+
+    def pair(i: int, c1: tuple, c2: tuple) -> Pair:
+        return Pair(pair_id=str(i), question="q", options=("yes", "no"), correct=("A", "B"),
+                    categories=(c1, c2))
+
+    twice, once = ("Cerebral",), ("Vascular",)
+    pairs = [pair(i, twice, twice) for i in range(3)]  # Cerebral twice: weight 2
+    pairs += [pair(i, twice, once) for i in range(3, 9)]  # Cerebral once: weight 1
+    clean = {(p.pair_id, im): ("A" if im == 1 else "B") for p in pairs for im in (1, 2)}
+    probe = dict(clean)
+    for i in range(3):  # the three double-weight pairs break
+        probe[(str(i), 2)] = "A"
+    rc, rp = score_pairs(pairs, clean), score_pairs(pairs, probe)
+    _, per_cat = compute_shifts(pairs, rc, rp, clean, probe, seed=0, resamples=2000)
+    row = per_cat["Cerebral"]
+    assert row["set_accuracy"] == round(-100 * 6 / 12, 2)  # weight 6 of 12 occurrences lost
+    lo, hi = row["set_accuracy_ci"]
+    assert lo <= -50.0 <= hi
+    assert row["mcnemar_p"] == sign_flip_exact([-2, -2, -2]) == 0.25
