@@ -102,6 +102,9 @@ class NextTokenRequest:
 
     prompt: Prompt
     candidates: tuple[str, ...] = ("A", "B")
+    # variants: every single-token spelling of a candidate, merged (A, " A", "▁A");
+    # encoded: the first token of tokenizer.encode(candidate) alone (the official GD code)
+    spelling: str = "variants"
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class ModelAdapter(ABC):
     prompt_family: str | None = None  # selects a mode's per-family templates
     plain_prompts: bool = False  # plain text, not chat turns: modes use their plain_templates
     prices: Mapping[str, float] | None = None  # USD per million input/output tokens (API presets)
+    spellings: frozenset[str] = frozenset({"variants"})  # NextTokenRequest.spelling served
 
     @property
     def model_id(self) -> str:  # pragma: no cover - overridden

@@ -57,6 +57,8 @@ def request_key(identity: dict[str, Any], kind: str, request: Any) -> str:
         payload["settings"] = request.settings.as_dict()
     elif isinstance(request, NextTokenRequest):
         payload["candidates"] = list(request.candidates)
+        if request.spelling != "variants":  # the default keeps earlier keys valid
+            payload["spelling"] = request.spelling
     elif isinstance(request, LoglikelihoodRequest):
         payload["continuations"] = list(request.continuations)
     else:  # pragma: no cover - defensive
@@ -103,6 +105,7 @@ class CachedAdapter(ModelAdapter):
         self.inner = adapter
         self.enabled = enabled
         self.capabilities = adapter.capabilities
+        self.spellings = adapter.spellings
         self._identity = adapter.identity()
         digest = identity_hash(self._identity)
         self.path = Path(cache_dir) / f"{_slug(str(adapter.model_id))}-{digest[:16]}.jsonl"

@@ -207,6 +207,7 @@ class HFAdapter(WhiteBoxAdapter):
 
     capabilities = frozenset({Capability.GENERATE, Capability.NEXT_TOKEN_SCORES,
                               Capability.LOGLIKELIHOOD})
+    spellings = frozenset({"variants", "encoded"})
 
     def __init__(self, model_id: str | Path, revision: str | None = None, dtype: str = "auto",
                  device: str = "auto", batch_size: int = 8, local_files_only: bool = False,
@@ -594,10 +595,17 @@ class HFAdapter(WhiteBoxAdapter):
 
     # -- next-token scores
 
-    def candidate_token_ids(self, candidate: str) -> tuple[int, ...]:
+    def candidate_token_ids(self, candidate: str, spelling: str = "variants") -> tuple[int, ...]:
         """Distinct single-token spellings of ``candidate`` (``A``, `` A``, ``▁A``, ``ĠA``);
-        the first token of its encoding when none exists. Cached per loaded model."""
+        the first token of its encoding when none exists. Cached per loaded model.
+        ``spelling="encoded"``: only the first token of ``tokenizer.encode(candidate)``, as the
+        official GD code reads its letter."""
         loaded = self.load()
+        if spelling == "encoded":
+            enc = loaded.tokenizer.encode(candidate, add_special_tokens=False)
+            if not enc:
+                raise ValueError(f"candidate {candidate!r} encodes to no token")
+            return (enc[0],)
         if candidate in loaded.variant_ids:
             return loaded.variant_ids[candidate]
         tok = loaded.tokenizer
@@ -654,7 +662,9 @@ class HFAdapter(WhiteBoxAdapter):
         elapsed = (time.perf_counter() - start) / len(requests)
         results = []
         for row, req, mask in zip(logprobs, requests, inputs["attention_mask"]):
-            scores = {c: float(torch.logsumexp(row[list(self.candidate_token_ids(c))], dim=0))
+            scores = {c: float(torch.logsumexp(row[list(self.candidate_token_ids(c,
+                                                                                    req.spelling))],
+                                               dim=0))
                       for c in req.candidates}
             results.append(NextTokenResult(logprobs=scores, latency_s=elapsed,
                                            usage=Usage(int(mask.sum()), 0)))

@@ -11,7 +11,11 @@ from typing import Any, Mapping, Sequence
 from robustness.models.base import Capability, GenerateRequest, GenerationSettings, ModelAdapter
 from robustness.modes.base import ScoreKind
 from robustness.modes.common import TemplatedMode, make_answer
-from robustness.modes.parsing import parse_choice
+from robustness.errors import ConfigError
+from robustness.modes.parsing import parse_choice, parse_official
+
+# toolkit: robust letter parsing (parsing.py); official: the paper's clean_up_manual, verbatim
+PARSERS = ("toolkit", "official")
 from robustness.data.query import Answer, Query
 
 
@@ -25,8 +29,12 @@ class MultipleChoiceMode(TemplatedMode):
     def __init__(self, templates: Mapping[str, str] | None = None,
                  plain_templates: Mapping[str, str] | None = None,
                  family_templates: Mapping[str, Mapping[str, str]] | None = None,
-                 max_new_tokens: int = 32, cot_max_new_tokens: int = 512) -> None:
+                 max_new_tokens: int = 32, cot_max_new_tokens: int = 512,
+                 parser: str = "toolkit") -> None:
         super().__init__(templates, plain_templates, family_templates)
+        if parser not in PARSERS:
+            raise ConfigError(f"mode.parser: {parser!r} is not one of {', '.join(PARSERS)}")
+        self.parser = parser
         self.settings = GenerationSettings(max_new_tokens=max_new_tokens)  # greedy
         self.cot_settings = GenerationSettings(max_new_tokens=cot_max_new_tokens)
 
@@ -43,11 +51,14 @@ class MultipleChoiceMode(TemplatedMode):
                 answers.append(make_answer(query, None, raw, result.latency_s, result.usage,
                                            error=result.error))
                 continue
-            parsed = parse_choice(result.text, query.options, cot=query.strategy == "cot")
+            if self.parser == "official" and query.strategy != "cot":
+                parsed = parse_official(result.text)
+            else:
+                parsed = parse_choice(result.text, query.options, cot=query.strategy == "cot")
             raw["parse"] = parsed.how
             answers.append(make_answer(query, parsed.choice, raw, result.latency_s, result.usage))
         return answers
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "settings": self.settings.as_dict(),
+        return {**super().identity(), "parser": self.parser, "settings": self.settings.as_dict(),
                 "cot_settings": self.cot_settings.as_dict()}

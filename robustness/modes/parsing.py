@@ -139,3 +139,24 @@ def _by_option_text(clean: str, options: Sequence[str], labels: Sequence[str]) -
 
 def _inside(span: tuple[int, int], others: list[tuple[int, int]]) -> bool:
     return any(o[0] <= span[0] and span[1] <= o[1] and o != span for o in others)
+
+
+def official_valid_forms(label: str) -> list[str]:
+    """The whitespace tokens the official ``clean_up_manual`` accepts as ``label`` (verbatim,
+    the two newline forms included, although the text has no newline left when they are
+    compared)."""
+    return [f"{label}", f"{label}:", f".{label}", f".{label}:", f"{label}.", f'{label}")',
+            f"{label}\n", f"\n{label}", f'("{label}":', f'("{label}")', f'("{label}").']
+
+
+def parse_official(text: str | None, labels: Sequence[str] = OPTION_LABELS) -> ParsedChoice:
+    """The official MediConfusion MC rule (``utils/answering.py``, ``clean_up_manual``): the
+    text's newlines become spaces, it is split on single spaces, and a label counts when one of
+    its forms is a whole token; one label found is the answer, none or both are invalid."""
+    if text is None:
+        return ParsedChoice(None, "empty")
+    tokens = text.replace("\n", " ").split(" ")
+    found = [la for la in labels if any(form in tokens for form in official_valid_forms(la))]
+    if len(found) == 1:
+        return ParsedChoice(found[0], "official")  # type: ignore[arg-type]
+    return ParsedChoice(None, "official_both" if found else "official_none")

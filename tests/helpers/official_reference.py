@@ -19,6 +19,29 @@ import sys
 from typing import Any, TextIO
 
 
+def clean_up_manual(question, options, answer):
+    """The official MC clean-up (``utils/answering.py`` of AIF4S/MediConfusion), transcribed."""
+    labels = ['A', 'B']
+    scores = {'full_answer': answer}
+    for key in labels:
+        scores[key] = 0
+    if answer is not None:
+        answer = answer.replace('\n', ' ')
+        tmp = answer.split(' ')
+        for la in labels:
+            valid_list = [f'{la}', f'{la}:', f'.{la}', f'.{la}:', f'{la}.',
+                          f'{la}\")', f'{la}\n', f'\n{la}', f'(\"{la}\":',
+                          f'(\"{la}\")', f'(\"{la}\").']
+            correct = any([x in tmp for x in valid_list])
+            if correct:
+                scores[la] = 10
+    tmp = [1 for x in scores.values() if x == 10]
+    if sum(tmp) > 1:
+        for key in labels:
+            scores[key] = 0
+    return scores
+
+
 class OfficialScorer:
     """The official scoring, parameterised by the annotations (DATA) and statistics (STATS)."""
 

@@ -186,3 +186,19 @@ def test_gd_softmax_and_ps_normalisations():
     assert normalised_score(s, "per_token") == -2.0
     assert normalised_score(s, "sum") == -6.0
     assert normalised_score(s, "per_char") == -0.5
+
+
+def test_the_official_parser_equals_the_official_clean_up_on_every_fixture_reply():
+    import json
+
+    from robustness.modes.parsing import parse_official
+    from tests.helpers.official_reference import OfficialScorer, clean_up_manual
+    from tests.helpers.paths import FIXTURES
+
+    fixture = json.loads((FIXTURES / "mc_replies.json").read_text(encoding="utf-8"))
+    for reply in fixture["replies"]:
+        scores = clean_up_manual("q", fixture["options"], reply)
+        _, official = OfficialScorer.check_answer("A", scores["A"], scores["B"], 3)
+        ours = parse_official(reply).choice
+        assert (ours or "-") == official, (reply, ours, official)
+    assert parse_official(None).choice is None
