@@ -236,3 +236,25 @@ def test_relative_local_paths_resolve_from_the_project_root(tmp_path, monkeypatc
     (tmp_path / "conf" / "model").mkdir(parents=True)
     assert HFAdapter("conf/model").local_dir() == tmp_path / "conf" / "model"  # cwd first
     assert HFAdapter("org/name").local_dir() is None
+
+
+def test_encoded_spelling_reads_the_first_token_of_the_encoding(tiny_llava):
+    """The official GD rule's letter score: the logit of tokenizer.encode(letter)[0] alone."""
+    import torch
+
+    from robustness.modes.gd import official_letter
+
+    a = adapter(tiny_llava, 2)
+    reqs = [NextTokenRequest(p, ("A", "B"), spelling="encoded") for p in prompts(3)]
+    got = a.next_token_scores(reqs)
+    loaded = a.load()
+    for req, result in zip(reqs, got):
+        inputs = a.encode([a.render(req.prompt)], [req.prompt.images])
+        with torch.inference_mode():
+            logits = loaded.model(**inputs).logits[0, -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        for letter in ("A", "B"):
+            token = loaded.tokenizer.encode(letter, add_special_tokens=False)[0]
+            assert result.logprobs[letter] == pytest.approx(float(logprobs[token]), abs=1e-4)
+    assert official_letter({"A": -1.0, "B": -1.0}) == "A"  # argmax over [A, B]: a tie is A
+    assert official_letter({"A": -2.0, "B": -1.0}) == "B"
