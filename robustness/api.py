@@ -128,10 +128,10 @@ def _answers(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, list[dict[s
 
 
 def score(predictions: str | Path, annotations: str | Path, *, threshold: float = 3.0,
-          resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+          resamples: int = 2000, seed: int = 0, uncertainty: str = "clustered") -> dict[str, Any]:
     """``robustness score PREDICTIONS --annotations DATASET_JSON --json`` as a function: the
     official metrics overall and per category, bootstrap CIs, and how many pairs were scored."""
     from robustness.commands.score import score_file
 
     return score_file(predictions, annotations, threshold=threshold, resamples=resamples,
-                      seed=seed)
+                      seed=seed, uncertainty=uncertainty)

@@ -87,6 +87,12 @@ def build_prompt(prompt_cfg: Any) -> Any:
     return build(prompt_cfg, "prompt")
 
 
+def _uncertainty_setting(value: Any) -> str:
+    if value not in ("clustered", "pairs"):
+        raise ConfigError(f"uncertainty: expected clustered or pairs, got {value!r}")
+    return value
+
+
 def _resolved(cfg: Any) -> dict[str, Any]:
     """The config as plain data with interpolations resolved (one line if one cannot be)."""
     from omegaconf import OmegaConf
@@ -120,7 +126,8 @@ def run_settings(cfg: Any) -> Any:
                        seed=integer("seed", cfg.seed, minimum=0),
                        examples=integer("examples", cfg.examples, minimum=0),
                        resamples=integer("resamples", cfg.resamples, minimum=1),
-                       progress=optional_bool("progress", cfg.progress))
+                       progress=optional_bool("progress", cfg.progress),
+                       uncertainty=_uncertainty_setting(cfg.get("uncertainty", "clustered")))
 
 
 def available_cores() -> int:

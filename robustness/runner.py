@@ -22,7 +22,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from attacks.base import Condition, Probe, ProbeContext, scoring_pair
 from explain.base import ExplainContext, Explainer
-from robustness.data.types import Benchmark, Pair
+from robustness.data.types import Benchmark, Pair, pair_clusters
 from robustness.errors import ConfigError
 from robustness.interrupts import StopOnInterrupt
 from robustness.metrics import RANDOM_GUESS, score_pairs
@@ -34,7 +34,7 @@ from robustness.modes.base import AnsweringMode
 from robustness.modes.prompts import PromptStrategy
 from robustness.data.query import Answer, Query, clean_queries
 from robustness.shifts import compute_shifts
-from robustness.stats import bootstrap_cis
+from robustness.stats import bootstrap_cis, clustered
 from robustness.run_outputs import (AnswerMap, ConditionResult, QueryMap, answer_rows,
                                      atomic_write, backend_stats, count_usage, examples, jsonable,
                                      strict_json, tables, usage_summary, versions,
@@ -55,6 +55,7 @@ class RunSettings:
     examples: int  # example pairs per condition drawn for the report and W&B
     resamples: int  # bootstrap resamples for CIs
     progress: bool | None  # None: bars only on a terminal
+    uncertainty: str = "clustered"  # clustered: pairs sharing an image resampled together
     answers_table_limit: int = 20000  # rows of the per-question W&B table (not a setting)
 
 
@@ -216,6 +217,17 @@ class Runner:
                                    f"for query {q.pair_id}/{q.image_index}")
         return answers
 
+    def _clusters(self, pairs: Sequence[Pair]) -> list[int] | None:
+        """Cluster indices of ``pairs`` (pairs sharing an image) unless ``uncertainty=pairs``."""
+        return pair_clusters(pairs) if self.settings.uncertainty == "clustered" else None
+
+    def _uncertainty(self) -> dict[str, Any]:
+        """How CIs and tests treat pairs: clusters where pairs share images, else pairs."""
+        clusters = self._clusters(list(self.benchmark.pairs))
+        if clusters is None or clustered(clusters) is None:
+            return {"method": "pairs", "clusters": len(self.benchmark)}
+        return {"method": "clustered", "clusters": len(set(clusters))}
+
     def _skipped_lines(self) -> int:
         return self.adapter.skipped_lines if isinstance(self.adapter, CachedAdapter) else 0
 
@@ -340,14 +352,17 @@ class Runner:
                            clean: ConditionResult | None, queries: QueryMap) -> dict[str, Any]:
         report = result.report
         out: dict[str, Any] = report.as_dict()
+        clusters = self._clusters(result.pairs)
         out["ci"] = bootstrap_cis([report.outcomes[p.pair_id] for p in result.pairs],
-                                  resamples=self.settings.resamples, seed=self.settings.seed)
+                                  resamples=self.settings.resamples, seed=self.settings.seed,
+                                  clusters=clusters)
         out["probe"] = {"name": result.condition.probe,
                         "params": jsonable(dict(result.condition.params))}
         if probe is not None and clean is not None:
             overall, per_cat = compute_shifts(result.pairs, clean.report, report, clean.choices,
                                               result.choices, seed=self.settings.seed,
-                                              resamples=self.settings.resamples)
+                                              resamples=self.settings.resamples,
+                                              clusters=clusters)
             out["shift"] = overall
             out["shift_per_category"] = per_cat
             extra = probe.extra_metrics(result.condition, clean.answers, result.answers, queries)
@@ -374,6 +389,7 @@ class Runner:
                           **({"settings": self.meta.dataset_settings}
                              if self.meta.dataset_settings else {})},
             "seed": self.settings.seed,
+            "uncertainty": self._uncertainty(),
             "prompt": self.meta.prompt,
             "model_id": str(self.adapter.model_id),
             "model_identity": jsonable(self.adapter.identity()),

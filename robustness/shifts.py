@@ -19,8 +19,8 @@ import numpy as np
 
 from robustness.data.types import Pair
 from robustness.metrics import ChoiceMap, Metrics, ScoreReport
-from robustness.stats import (DEFAULT_RESAMPLES, bootstrap_contrast_ci, mcnemar_exact,
-                              paired_bootstrap_diff_ci, sign_flip_exact)
+from robustness.stats import (DEFAULT_RESAMPLES, bootstrap_contrast_ci, clustered,
+                              clustered_sign_flip, mcnemar_exact, paired_bootstrap_diff_ci)
 
 SHIFT_KEYS = ("set_accuracy", "individual_accuracy", "confusion", "flip_rate",
               "set_accuracy_ci", "mcnemar_p")
@@ -40,29 +40,34 @@ def flip_rate(pair_ids: Sequence[str], clean: ChoiceMap, probe: ChoiceMap) -> fl
 
 
 def _paired_stats(pair_ids: Sequence[str], clean: ScoreReport, probe: ScoreReport, *,
-                  seed: int, resamples: int,
-                  weights: Sequence[int] | None = None) -> tuple[list[float], float]:
+                  seed: int, resamples: int, weights: Sequence[int] | None = None,
+                  clusters: Sequence[int] | None = None) -> tuple[list[float], float]:
     a = [clean.outcomes[pid].both_correct for pid in pair_ids]
     b = [probe.outcomes[pid].both_correct for pid in pair_ids]
-    if weights is None or all(w == 1 for w in weights):
-        ci = paired_bootstrap_diff_ci(a, b, resamples=resamples, seed=seed)
-        return [ci[0], ci[1]], mcnemar_exact(a, b)
-    w = np.asarray(weights, dtype=float)
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if weights is None or all(w == 1 for w in weights):
+        if clustered(clusters) is None:
+            ci = paired_bootstrap_diff_ci(a, b, resamples=resamples, seed=seed)
+            return [ci[0], ci[1]], mcnemar_exact(a, b)
+        ci = paired_bootstrap_diff_ci(a, b, resamples=resamples, seed=seed, clusters=clusters)
+        return [ci[0], ci[1]], clustered_sign_flip([int(x) for x in b_arr - a_arr], clusters)
+    w = np.asarray(weights, dtype=float)
     ci = bootstrap_contrast_ci([(1.0, b_arr * w, w), (-1.0, a_arr * w, w)],
-                               resamples=resamples, seed=seed)
-    p = sign_flip_exact([int(round(x)) for x in (b_arr - a_arr) * w])
+                               resamples=resamples, seed=seed, clusters=clusters)
+    p = clustered_sign_flip([int(round(x)) for x in (b_arr - a_arr) * w], clusters)
     return [ci[0], ci[1]], p
 
 
 def shift(clean_metrics: Metrics, probe_metrics: Metrics, pair_ids: Sequence[str],
           clean: ScoreReport, probe: ScoreReport, clean_choices: ChoiceMap,
           probe_choices: ChoiceMap, *, seed: int = 0, resamples: int = DEFAULT_RESAMPLES,
-          weights: Sequence[int] | None = None) -> dict[str, Any]:
+          weights: Sequence[int] | None = None,
+          clusters: Sequence[int] | None = None) -> dict[str, Any]:
     """The contract's shift object ``S`` for one row (overall, or one category with each pair's
-    occurrence count of it as ``weights``)."""
+    occurrence count of it as ``weights``); ``clusters`` make the CI and test respect pairs
+    that share an image."""
     ci, p = _paired_stats(pair_ids, clean, probe, seed=seed, resamples=resamples,
-                          weights=weights)
+                          weights=weights, clusters=clusters)
     return {
         "set_accuracy": _delta(clean_metrics, probe_metrics, "set_accuracy"),
         "individual_accuracy": _delta(clean_metrics, probe_metrics, "individual_accuracy"),
@@ -75,7 +80,8 @@ def shift(clean_metrics: Metrics, probe_metrics: Metrics, pair_ids: Sequence[str
 
 def compute_shifts(pairs: Sequence[Pair], clean: ScoreReport, probe: ScoreReport,
                    clean_choices: ChoiceMap, probe_choices: ChoiceMap, *, seed: int = 0,
-                   resamples: int = DEFAULT_RESAMPLES) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+                   resamples: int = DEFAULT_RESAMPLES, clusters: Sequence[int] | None = None
+                   ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Overall shift and per-category shifts of ``probe`` against ``clean`` on ``pairs``.
 
     Both reports must score exactly ``pairs`` (the clean pairs; a probe may change a pair's
@@ -86,7 +92,8 @@ def compute_shifts(pairs: Sequence[Pair], clean: ScoreReport, probe: ScoreReport
     if missing:
         raise ValueError(f"shift needs the same pairs in both conditions; missing {missing[:3]}")
     overall = shift(clean.overall, probe.overall, ids, clean, probe, clean_choices,
-                    probe_choices, seed=seed, resamples=resamples)
+                    probe_choices, seed=seed, resamples=resamples, clusters=clusters)
+    cluster_of = dict(zip(ids, clusters)) if clusters is not None else None
     per_category: dict[str, dict[str, Any]] = {}
     members = _category_members(pairs)
     by_id = {p.pair_id: p for p in pairs}
@@ -96,7 +103,9 @@ def compute_shifts(pairs: Sequence[Pair], clean: ScoreReport, probe: ScoreReport
         weights = [by_id[pid].pair_categories.count(cat) for pid in cat_ids]
         per_category[cat] = shift(clean.per_category[cat], probe.per_category[cat], cat_ids,
                                   clean, probe, clean_choices, probe_choices, seed=seed,
-                                  resamples=resamples, weights=weights)
+                                  resamples=resamples, weights=weights,
+                                  clusters=([cluster_of[pid] for pid in cat_ids]
+                                            if cluster_of is not None else None))
     return overall, per_category
 
 

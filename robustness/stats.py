@@ -1,6 +1,11 @@
 """Uncertainty for pair metrics: seeded bootstrap CIs over pairs, paired differences, exact McNemar.
 
 Works on per-pair outcome arrays so the same code serves ``score``, probe shifts and the gate.
+Pairs that share an image are not independent (MediConfusion's 176 pairs use 228 images for 352
+slots): given ``clusters`` (a cluster index per pair, :func:`robustness.data.types.pair_clusters`)
+the bootstraps resample whole clusters — every per-pair array is first summed per cluster, and
+ratio statistics are taken over the drawn clusters — and :func:`clustered_sign_flip` is the exact
+paired test over clusters. Without clusters (or when every cluster is one pair) nothing changes.
 """
 
 from __future__ import annotations
@@ -39,6 +44,32 @@ def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def clustered(clusters: Sequence[int] | None) -> np.ndarray | None:
+    """``clusters`` as an index array, or None when there is nothing to cluster (no clusters, or
+    every pair its own cluster: resampling clusters would then be resampling pairs)."""
+    if clusters is None:
+        return None
+    arr = np.asarray(clusters, dtype=int)
+    return arr if arr.size and np.unique(arr).size < arr.size else None
+
+
+def _per_cluster(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Sum of a per-pair array within each cluster (cluster ids 0..k-1)."""
+    _, dense = np.unique(clusters, return_inverse=True)
+    return np.bincount(dense, weights=np.asarray(values, dtype=float))
+
+
+def clustered_sign_flip(differences: Sequence[int], clusters: Sequence[int] | None) -> float:
+    """The exact sign-flip test over clusters: per-pair integer differences summed within each
+    cluster flip sign together (pairs sharing an image are one unit). Without clusters: over
+    pairs (equal to McNemar for 0/±1 differences)."""
+    arr = clustered(clusters)
+    if arr is None:
+        return sign_flip_exact(differences)
+    sums = _per_cluster(np.asarray(differences, dtype=float), arr)
+    return sign_flip_exact([int(round(s)) for s in sums])
+
+
 def _percentile_ci(values: np.ndarray, level: float) -> tuple[float, float]:
     values = values[~np.isnan(values)]
     if values.size == 0:
@@ -49,11 +80,22 @@ def _percentile_ci(values: np.ndarray, level: float) -> tuple[float, float]:
 
 
 def bootstrap_cis(outcomes: Sequence[PairOutcome], *, resamples: int = DEFAULT_RESAMPLES,
-                  seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
-    """Percentile bootstrap CIs (percent) over pairs for set/individual accuracy and confusion."""
+                  seed: int = 0, level: float = 0.95,
+                  clusters: Sequence[int] | None = None) -> dict[str, list[float]]:
+    """Percentile bootstrap CIs (percent) over pairs (or clusters) for set/individual accuracy
+    and confusion."""
     if not outcomes:
         return {}
     arr = OutcomeArrays.from_outcomes(outcomes)
+    groups = clustered(clusters)
+    if groups is not None:
+        ones = np.ones(len(outcomes))
+        terms = {"set_accuracy": (arr.both_correct, ones),
+                 "individual_accuracy": (arr.n_correct, 2 * ones),
+                 "confusion": (arr.confused, arr.valid)}
+        return {name: list(bootstrap_contrast_ci([(1.0, num, den)], resamples=resamples,
+                                                 seed=seed, level=level, clusters=groups))
+                for name, (num, den) in terms.items()}
     idx = _resample_indices(len(outcomes), resamples, seed)
     set_acc = 100.0 * arr.both_correct[idx].mean(axis=1)
     ind_acc = 100.0 * arr.n_correct[idx].sum(axis=1) / (2 * len(outcomes))
@@ -69,14 +111,22 @@ def bootstrap_cis(outcomes: Sequence[PairOutcome], *, resamples: int = DEFAULT_R
 
 def paired_bootstrap_diff_ci(a: Sequence[float], b: Sequence[float], *,
                              resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                             level: float = 0.95) -> tuple[float, float]:
-    """CI (percentage points) of mean(b) - mean(a) over the same pairs, resampled jointly.
+                             level: float = 0.95,
+                             clusters: Sequence[int] | None = None) -> tuple[float, float]:
+    """CI (percentage points) of mean(b) - mean(a) over the same pairs, resampled jointly
+    (whole clusters of pairs when ``clusters`` are given).
 
     ``a`` and ``b`` are per-pair 0/1 indicators (e.g. both answers right) aligned by pair.
     """
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a_arr.shape != b_arr.shape:
         raise ValueError("paired samples must have the same length")
+    groups = clustered(clusters)
+    if groups is not None:
+        ones = np.ones(a_arr.size)
+        return bootstrap_contrast_ci([(1.0, b_arr, ones), (-1.0, a_arr, ones)],
+                                     resamples=resamples, seed=seed, level=level,
+                                     clusters=groups)
     if a_arr.size == 0:
         return (float("nan"), float("nan"))
     idx = _resample_indices(a_arr.size, resamples, seed)
@@ -100,7 +150,8 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> float:
 
 def bootstrap_contrast_ci(terms: Sequence[tuple[float, Sequence[float], Sequence[float]]], *,
                           resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                          level: float = 0.95) -> tuple[float, float]:
+                          level: float = 0.95,
+                          clusters: Sequence[int] | None = None) -> tuple[float, float]:
     """Paired bootstrap CI (percentage points) of a contrast of ratio metrics over the same pairs.
 
     Each term is ``(coefficient, numerators, denominators)`` with per-pair arrays aligned by pair;
@@ -114,6 +165,12 @@ def bootstrap_contrast_ci(terms: Sequence[tuple[float, Sequence[float], Sequence
     sizes = {a.size for _, n, d in arrays for a in (n, d)}
     if len(sizes) != 1:
         raise ValueError("all terms need per-pair arrays of the same length")
+    groups = clustered(clusters)
+    if groups is not None:  # one unit per cluster: its sums of every numerator and denominator
+        if groups.size != sizes.pop():
+            raise ValueError("clusters must give one cluster per pair")
+        arrays = [(c, _per_cluster(n, groups), _per_cluster(d, groups)) for c, n, d in arrays]
+        sizes = {arrays[0][1].size}
     size = sizes.pop()
     if size == 0:
         return (float("nan"), float("nan"))

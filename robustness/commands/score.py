@@ -10,12 +10,12 @@ from typing import Any
 
 from robustness.commands.args import OneLineArgumentParser
 from robustness.data.mediconfusion import load_benchmark
-from robustness.data.types import Pair
+from robustness.data.types import Pair, pair_clusters
 from robustness.errors import UserError
 from robustness.metrics import ScoreReport, score_pairs
 from robustness.run_outputs import strict_json
 from robustness.predictions import complete_pairs, read_predictions
-from robustness.stats import bootstrap_cis
+from robustness.stats import bootstrap_cis, clustered
 
 TABLE_FORMAT = "{:<17} {:<10} {:<10} {:<17} {:<15} {:<15} {:<15} {:<15} {:<15}"
 TABLE_HEADER = ("Category", "Total", "Set acc.", "Individual acc.", "Confused acc.",
@@ -54,6 +54,8 @@ def build_parser() -> OneLineArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--uncertainty", choices=("clustered", "pairs"), default="clustered",
+                        help="CIs over clusters of pairs sharing an image (default) or over pairs")
     return parser
 
 
@@ -75,20 +77,27 @@ def _score(predictions: str | Path, annotations: str | Path,
     return score_pairs(pairs, choices), pairs, len(benchmark)
 
 
-def _as_json(report: ScoreReport, pairs: list[Pair], resamples: int, seed: int) -> str:
+def _as_json(report: ScoreReport, pairs: list[Pair], resamples: int, seed: int,
+             uncertainty: str = "clustered") -> str:
     out = report.as_dict()
+    clusters = pair_clusters(pairs) if uncertainty == "clustered" else None
     out["ci"] = bootstrap_cis([report.outcomes[p.pair_id] for p in pairs], resamples=resamples,
-                              seed=seed)
+                              seed=seed, clusters=clusters)
     out["n_pairs"] = len(pairs)
+    grouped = clustered(clusters) is not None
+    out["uncertainty"] = {"method": "clustered" if grouped else "pairs",
+                          "clusters": len(set(clusters)) if grouped else len(pairs)}
     return strict_json(out)
 
 
 def score_file(predictions: str | Path, annotations: str | Path, *, threshold: float = 3.0,
-               resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """The ``--json`` result: official metrics overall and per category, CIs, pairs scored."""
+               resamples: int = 2000, seed: int = 0,
+               uncertainty: str = "clustered") -> dict[str, Any]:
+    """The ``--json`` result: official metrics overall and per category, CIs (over clusters of
+    pairs sharing an image, or over pairs), pairs scored."""
     _check(threshold, resamples)
     report, pairs, _total = _score(predictions, annotations, threshold)
-    return json.loads(_as_json(report, pairs, resamples, seed))
+    return json.loads(_as_json(report, pairs, resamples, seed, uncertainty))
 
 
 def main(argv: list[str]) -> int:
@@ -98,6 +107,6 @@ def main(argv: list[str]) -> int:
     if len(pairs) < total:
         print(f"robustness score: note: {len(pairs)} of {total} pairs have predictions; "
               "scoring those only", file=sys.stderr)
-    print(_as_json(report, pairs, args.resamples, args.seed) if args.json
+    print(_as_json(report, pairs, args.resamples, args.seed, args.uncertainty) if args.json
           else format_table(report))
     return 0

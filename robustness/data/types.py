@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Literal, Mapping, Optional
+from typing import Any, Iterator, Literal, Mapping, Optional, Sequence
 
 OptionLabel = Literal["A", "B"]
 Choice = Optional[OptionLabel]  # None means an invalid answer
@@ -147,3 +147,29 @@ class Benchmark:
             content_hash=self.content_hash,
             image_root=self.image_root,
         )
+
+
+def pair_clusters(pairs: Sequence[Pair]) -> list[int]:
+    """A cluster index per pair: pairs connected by a shared image (the same image key, or the
+    same ROCO reference) belong to one cluster, numbered in order of first appearance.
+    Statistics that treat pairs as independent resample these clusters instead."""
+    parent = list(range(len(pairs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, pair in enumerate(pairs):
+        names = set(pair.image_keys)
+        if pair.mediconfusion is not None:
+            names |= {f"ref:{r}" for r in pair.mediconfusion.image_refs}
+        for name in names:
+            if name in owner:
+                parent[root(i)] = root(owner[name])
+            else:
+                owner[name] = i
+    numbering: dict[int, int] = {}
+    return [numbering.setdefault(root(i), len(numbering)) for i in range(len(pairs))]

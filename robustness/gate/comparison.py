@@ -27,14 +27,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from robustness.data.types import Benchmark, Choice, OptionLabel
+from robustness.data.types import Benchmark, Choice, OptionLabel, pair_clusters
 from robustness.errors import UserError
 from robustness.gate.inputs import (CLEAN, ConditionPredictions, RunInput, find_benchmark,
                                     load_condition, open_input)
 from robustness.gate.rules import (LEVEL_METRICS, PROBE_METRICS, SHIFT_METRICS, GateRules,
                                    MetricRule)
 from robustness.metrics import PairOutcome, pair_outcome
-from robustness.stats import adjust_pvalues, bootstrap_contrast_ci, mcnemar_exact, sign_flip_exact
+from robustness.stats import (adjust_pvalues, bootstrap_contrast_ci, clustered,
+                              clustered_sign_flip, mcnemar_exact, sign_flip_exact)
 
 BINARY_METRICS = ("set_accuracy", "confusion")  # 0/1 per pair: exact McNemar
 
@@ -109,6 +110,7 @@ class GateResult:
     conditions: list[str]
     n_pairs: int
     notes: list[str] = field(default_factory=list)
+    uncertainty: dict[str, Any] = field(default_factory=dict)  # {"method", "clusters"}
 
     @property
     def verdict(self) -> str:
@@ -131,6 +133,7 @@ class GateResult:
             "benchmark": self.benchmark,
             "conditions": self.conditions,
             "n_pairs": self.n_pairs,
+            "uncertainty": self.uncertainty,
             "rules": {"alpha": self.rules.alpha, "correction": self.rules.correction,
                       "source": self.rules.source, "ci_level": self.rules.ci_level,
                       "resamples": self.rules.resamples, "seed": self.rules.seed},
@@ -333,6 +336,30 @@ class _Comparison:
         self.order = order  # pair ids in benchmark (or first-seen) order
         self.outcomes = outcomes  # (side, condition) -> pair id -> outcome
         self.choices = choices  # (side, condition) -> (pair id, image) -> original label
+        self.cluster_of: dict[str, int] | None = None  # pair id -> cluster of shared images
+        if bench is not None and rules.uncertainty == "clustered":
+            ids = [p for p in order if p in bench]
+            labels = pair_clusters([bench.pair(p) for p in ids])
+            if clustered(labels) is not None:
+                self.cluster_of = dict(zip(ids, labels))
+
+    def clusters(self, pair_ids: list[str]) -> np.ndarray | None:
+        """Cluster indices aligned with ``pair_ids`` (None: pairs are the units)."""
+        if self.cluster_of is None:
+            return None
+        return np.array([self.cluster_of[p] for p in pair_ids])
+
+    def uncertainty(self) -> dict[str, Any]:
+        ids = self.pairs(CLEAN) if ("baseline", CLEAN) in self.outcomes else self.order
+        groups = self.clusters(ids)
+        if groups is None or clustered(groups) is None:
+            return {"method": "pairs", "clusters": len(ids)}
+        return {"method": "clustered", "clusters": int(np.unique(groups).size)}
+
+    def _test(self, differences: np.ndarray, groups: np.ndarray | None) -> float:
+        """Exact sign-flip test of integer per-pair differences, over clusters when given."""
+        return clustered_sign_flip([int(x) for x in differences],
+                                   None if groups is None else groups.tolist())
 
     def pairs(self, *conditions: str) -> list[str]:
         present = [set(self.outcomes[("baseline", c)]) for c in conditions]
@@ -355,10 +382,12 @@ class _Comparison:
         present = {c for p in self.bench if p.pair_id in wanted for c in p.pair_categories}
         return [c for c in self.bench.categories if c in present]
 
-    def _ci(self, terms: list[tuple[float, MetricSample]], keep: np.ndarray) -> tuple:
+    def _ci(self, terms: list[tuple[float, MetricSample]], keep: np.ndarray,
+            groups: np.ndarray | None = None) -> tuple:
         lo, hi = bootstrap_contrast_ci([(coef, s.num[keep], s.den[keep]) for coef, s in terms],
                                        resamples=self.rules.resamples, seed=self.rules.seed,
-                                       level=self.rules.ci_level)
+                                       level=self.rules.ci_level,
+                                       clusters=None if groups is None else groups[keep])
         return (lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
 
     def level(self, condition: str, metric: str, rule: MetricRule,
@@ -369,7 +398,10 @@ class _Comparison:
         b = metric_sample(self.stats("baseline", condition, ids), metric, weight)
         c = metric_sample(self.stats("candidate", condition, ids), metric, weight)
         both = b.mask & c.mask
-        if metric in BINARY_METRICS and not (weight > 1).any():
+        groups = self.clusters(ids)
+        if groups is not None:  # pairs sharing an image flip together
+            p = self._test(((c.x - b.x) * weight)[both], groups[both])
+        elif metric in BINARY_METRICS and not (weight > 1).any():
             p = mcnemar_exact(b.x[both].astype(bool).tolist(), c.x[both].astype(bool).tolist())
         else:  # the same occurrence-weighted quantity the value and the CI describe
             p = sign_flip_exact(((c.x[both] - b.x[both]) * weight[both]).tolist())
@@ -377,7 +409,7 @@ class _Comparison:
         name = f"{condition}/{metric}" + (f"/{category}" if category else "")
         return Check(name, condition, metric, category, "level", LEVEL_METRICS[metric],
                      rule.margin, rule.gate, b.value, c.value, delta,
-                     self._ci([(1.0, c), (-1.0, b)], keep), p if both.any() else None,
+                     self._ci([(1.0, c), (-1.0, b)], keep, groups), p if both.any() else None,
                      int(keep.sum()))
 
     def shift(self, condition: str, metric: str, rule: MetricRule,
@@ -398,13 +430,15 @@ class _Comparison:
         defined = np.logical_and.reduce([s.mask for s in samples.values()])
         d = ((samples[("candidate", condition)].x - samples[("candidate", CLEAN)].x)
              - (samples[("baseline", condition)].x - samples[("baseline", CLEAN)].x)) * weight
-        p = sign_flip_exact(d[defined].tolist()) if defined.any() else None
+        groups = self.clusters(ids)
+        p = self._test(d[defined], None if groups is None else groups[defined]) \
+            if defined.any() else None
         terms = [(1.0, samples[("candidate", condition)]), (-1.0, samples[("candidate", CLEAN)]),
                  (-1.0, samples[("baseline", condition)]), (1.0, samples[("baseline", CLEAN)])]
         delta = None if sb is None or sc is None else sc - sb
         name = f"{condition}/{metric}" + (f"/{category}" if category else "")
         return Check(name, condition, metric, category, "shift", LEVEL_METRICS[base_metric],
-                     rule.margin, rule.gate, sb, sc, delta, self._ci(terms, keep), p,
+                     rule.margin, rule.gate, sb, sc, delta, self._ci(terms, keep, groups), p,
                      int(keep.sum()))
 
     def _images(self, side: str, condition: str, ids: list[str]) -> tuple[list[Choice], ...]:
@@ -450,9 +484,16 @@ class _Comparison:
         b, c = (value(*data[s]) for s in ("baseline", "candidate"))
         delta = None if b is None or c is None else c - b
         rng = np.random.default_rng(self.rules.seed)
+        groups = self.clusters(ids)
+        members = ([np.flatnonzero(groups == g) for g in np.unique(groups)]
+                   if groups is not None else None)
         draws = []
         for _ in range(self.rules.resamples if ids else 0):
-            rows = rng.integers(0, len(ids), len(ids))
+            if members is None:
+                rows = rng.integers(0, len(ids), len(ids))
+            else:  # whole clusters of pairs that share an image
+                rows = np.concatenate([members[k] for k in
+                                       rng.integers(0, len(members), len(members))])
             vb, vc = value(*data["baseline"], rows), value(*data["candidate"], rows)
             if vb is not None and vc is not None:
                 draws.append(vc - vb)
@@ -470,7 +511,11 @@ class _Comparison:
             both = (data["baseline"][1] & data["candidate"][1]
                     if metric in ("order_consistency", "attack_success_rate")
                     else np.ones(2 * len(ids), bool))
-            if both.any():
+            if both.any() and groups is not None:
+                per_image = (data["candidate"][0].astype(int)
+                             - data["baseline"][0].astype(int)) * both
+                p = self._test(per_image.reshape(-1, 2).sum(axis=1), groups)
+            elif both.any():
                 p = mcnemar_exact(data["baseline"][0][both].astype(bool).tolist(),
                                   data["candidate"][0][both].astype(bool).tolist())
         return Check(f"{condition}/{metric}", condition, metric, None, "probe",
@@ -614,4 +659,5 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
                  "path": str(bench.source) if bench and bench.source else None}
     return GateResult(checks=checks, baseline=base, candidate=cand, rules=rules,
                       benchmark=benchmark, conditions=conditions,
-                      n_pairs=len(comp.pairs(CLEAN)), notes=notes)
+                      n_pairs=len(comp.pairs(CLEAN)), notes=notes,
+                      uncertainty=comp.uncertainty())

@@ -90,6 +90,7 @@ class GateRules:
         "flip_rate": MetricRule(2.0, False),
         "attack_success_rate": MetricRule(2.0, False),
     })
+    uncertainty: str = "clustered"  # clustered: pairs sharing an image count as one unit
     source: str = "built-in defaults"
 
     def describe(self) -> str:
@@ -148,7 +149,7 @@ def rules_from_mapping(raw: Mapping[str, Any], *, source: str = "mapping",
     base = base or GateRules()
     reader = _Reader(source)
     known = {"alpha", "correction", "resamples", "seed", "ci_level", "conditions", "clean",
-             "probes", "per_category", "probe_metrics"}
+             "probes", "per_category", "probe_metrics", "uncertainty"}
     reader.no_unknown(raw, known, "")
     updates: dict[str, Any] = {"source": source}
     if "alpha" in raw:
@@ -177,6 +178,11 @@ def rules_from_mapping(raw: Mapping[str, Any], *, source: str = "mapping",
         updates["probes"] = reader.metric_rules(raw["probes"], "probes", base.probes, allowed)
     if "per_category" in raw:
         updates["per_category"] = reader.category_rules(raw["per_category"], base.per_category)
+    if "uncertainty" in raw:
+        if raw["uncertainty"] not in ("clustered", "pairs"):
+            raise reader.error("uncertainty", f"must be clustered or pairs, got "
+                                              f"{raw['uncertainty']!r}")
+        updates["uncertainty"] = raw["uncertainty"]
     if "probe_metrics" in raw:
         updates["probe_metrics"] = reader.metric_rules(raw["probe_metrics"], "probe_metrics",
                                                        base.probe_metrics, list(PROBE_METRICS))

@@ -32,6 +32,7 @@ def test_evaluate_equals_the_cli_and_is_served_from_cache(tmp_path):
     assert first.summary["dataset"] == "phantom" and first.conditions == ["clean", "option_swap"]
     assert json.loads(first.summary_path.read_text()) == first.summary
     assert len(first.answers["clean"]) == 16 and first.metric("clean") is not None
+    assert first.summary["uncertainty"] == {"method": "pairs", "clusters": 8}  # no shared images
     second = robustness.evaluate([*ARGS, cache], run_dir=tmp_path / "api2")
     assert second.summary["cache"]["misses"] == 0 and second.summary["cache"]["hits"] == 32
     assert comparable(second.summary) == comparable(first.summary)

@@ -65,7 +65,8 @@ def test_json_output_has_exactly_the_contract_keys(annotations, tmp_path):
     result = run_score(write_jsonl(tmp_path / "p.jsonl"), "--annotations", annotations, "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) == {"overall", "per_category", "ci", "n_pairs"}
+    assert set(out) == {"overall", "per_category", "ci", "n_pairs", "uncertainty"}
+    assert out["uncertainty"] == {"method": "pairs", "clusters": 3}  # no shared images
     assert out["n_pairs"] == 3
     assert set(out["overall"]) == METRIC_KEYS
     assert list(out["per_category"]) == ["Cerebral", "Vascular", "Spinal", "Cardiac"]
