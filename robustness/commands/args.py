@@ -14,3 +14,16 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def hydra_command(argv: list[str], flag: str, prog: str) -> tuple[bool, list[str]] | None:
+    """For commands whose arguments are Hydra overrides plus one ``flag``: None for ``--help``
+    (print the usage), else (flag given, the overrides). Any other option is one line."""
+    if any(a in ("-h", "--help") for a in argv):
+        return None
+    overrides = [a for a in argv if a != flag]
+    bad = [a for a in overrides if a.startswith("-")]
+    if bad:
+        raise UserError(f"unknown option {bad[0]!r} (arguments are Hydra overrides, "
+                        f"see {prog} --help)")
+    return flag in argv, overrides

@@ -8,7 +8,7 @@ the saliency work. The numbers equal what the run then asks. Exit 0; 2 for bad i
 
 from __future__ import annotations
 
-from robustness.errors import UserError
+from robustness.commands.args import hydra_command
 
 USAGE = """usage: robustness plan [--json] [HYDRA_OVERRIDES ...]
 
@@ -20,15 +20,11 @@ cost where the model config has prices; the saliency work. --json prints one JSO
 
 
 def main(argv: list[str]) -> int:
-    args = list(argv)
-    if any(a in ("-h", "--help") for a in args):
+    parsed = hydra_command(list(argv), "--json", "robustness plan")
+    if parsed is None:
         print(USAGE)
         return 0
-    as_json = "--json" in args
-    overrides = [a for a in args if a != "--json"]
-    if any(a.startswith("-") for a in overrides):
-        raise UserError(f"unknown option {next(a for a in overrides if a.startswith('-'))!r} "
-                        "(arguments are Hydra overrides, see robustness plan --help)")
+    as_json, overrides = parsed
     from robustness.shell import run_app
 
     # the plan writes nothing: no run folder content, no log file, no saved config

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from robustness.errors import ConfigError, UserError
+from robustness.commands.args import hydra_command
+from robustness.errors import ConfigError
 
 CONFIG_NAME = "train_reference"
 
@@ -57,15 +58,11 @@ def compose(overrides: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    args = list(argv)
-    if any(a in ("-h", "--help") for a in args):
+    parsed = hydra_command(list(argv), "--cfg", "robustness train-reference")
+    if parsed is None:
         print(USAGE)
         return 0
-    show_only = "--cfg" in args
-    overrides = [a for a in args if a != "--cfg"]
-    bad = [a for a in overrides if a.startswith("-")]
-    if bad:
-        raise UserError(f"unknown option {bad[0]!r} (arguments are Hydra overrides, see --help)")
+    show_only, overrides = parsed
     cfg = compose(overrides)
     if show_only:
         from omegaconf import OmegaConf
