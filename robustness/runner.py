@@ -34,6 +34,7 @@ from robustness.modes.base import AnsweringMode
 from robustness.modes.prompts import PromptStrategy
 from robustness.data.query import Answer, Query, clean_queries
 from robustness.shifts import compute_shifts
+from robustness.similarity import by_similarity
 from robustness.stats import bootstrap_cis, clustered
 from robustness.run_outputs import (AnswerMap, ConditionResult, QueryMap, answer_rows,
                                      atomic_write, backend_stats, count_usage, examples, jsonable,
@@ -332,6 +333,9 @@ class Runner:
                        for name, r in results.items()}
             self.attacks.finish(conditions_out, correct, [p.pair_id for p in self.benchmark])
         summary = self._summary(conditions_out, failures, usage, started_at, t0)
+        if clean is not None:
+            summary["by_similarity"] = by_similarity(clean.pairs, clean.report.outcomes,
+                                                     self.images)
         if self.explainer is not None:
             saliency = self.explainer.explain_run(ExplainContext(
                 adapter=self.adapter.unwrap(), mode=self.mode,
