@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{summary['elapsed_s']['parts']} s)")
                 if attempt == 0:
                     keep = {k: summary[k] for k in (
-                        "n_images", "n_abnormal", "mask_energy_ratio", "pointing_game",
+                        "n_images", "n_abnormal", "mask_energy_ratio",
+                        "model_free_mask_energy_ratio", "mask_energy_gain", "pointing_game",
+                        "pointing_game_n", "pointing_game_ci", "completeness",
                         "image_reliance", "part_shares", "pair_rank_correlation", "per_family",
                         "completeness_gap", "settings") if k in summary}
                     print(f"  {method}: " + json.dumps(keep))

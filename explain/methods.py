@@ -46,6 +46,8 @@ class ImageMap:
     score: float  # margin on the image itself
     baseline_score: float | None = None  # margin on the baseline image (IG)
     method: str = ""
+    n_steps: int | None = None  # IG: the steps this map took (raised until complete)
+    flagged: bool = False  # IG: still incomplete beyond the tolerance at the most steps
 
     @property
     def map(self) -> np.ndarray:
@@ -59,6 +61,14 @@ class ImageMap:
         if self.baseline_score is None:
             return None
         return float(self.attributions.sum() - (self.score - self.baseline_score))
+
+    @property
+    def relative_completeness_gap(self) -> float | None:
+        """IG: |completeness gap| as a fraction of |score − baseline score|."""
+        gap = self.completeness_gap
+        if gap is None or self.baseline_score is None:
+            return None
+        return abs(gap) / max(abs(self.score - self.baseline_score), 1e-12)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -127,15 +137,29 @@ class IntegratedGradients(ImageExplainer):
     ``dataset`` (expected gradients): the mean of IG from ``n_references`` images of other pairs
     of the benchmark (:mod:`explain.references`; a :class:`SaliencyRun` supplies them).
     ``n_steps`` points of the ``method`` quadrature per baseline; ``internal_batch_size``
-    points per forward and backward pass (bounds memory)."""
+    points per forward and backward pass (bounds memory). A map whose completeness gap exceeds
+    ``completeness_tolerance`` of its score change is recomputed with twice the steps, up to
+    ``max_steps``, and flagged if it still misses."""
 
     name = "integrated_gradients"
     needs_gradients = True
 
     def __init__(self, n_steps: int = 32, internal_batch_size: int = 16, baseline: str = "black",
-                 method: str = "gausslegendre", n_references: int = 8) -> None:
+                 method: str = "gausslegendre", n_references: int = 8,
+                 completeness_tolerance: float = 0.05, max_steps: int | None = None) -> None:
         super().__init__()
         self.n_steps = _positive_int("n_steps", n_steps)
+        self.max_steps = self.n_steps if max_steps is None else _positive_int("max_steps",
+                                                                               max_steps)
+        if self.max_steps < self.n_steps:
+            raise ConfigError(f"explain.method.max_steps: {max_steps} is below n_steps "
+                              f"{self.n_steps}")
+        if (isinstance(completeness_tolerance, bool)
+                or not isinstance(completeness_tolerance, (int, float))
+                or completeness_tolerance <= 0):
+            raise ConfigError("explain.method.completeness_tolerance: a positive fraction, got "
+                              f"{completeness_tolerance!r}")
+        self.completeness_tolerance = float(completeness_tolerance)
         self.internal_batch_size = _positive_int("internal_batch_size", internal_batch_size)
         self.baseline = check_baseline(baseline, (*BASELINES, DATASET))
         self.n_references = _positive_int("n_references", n_references)
@@ -146,7 +170,8 @@ class IntegratedGradients(ImageExplainer):
 
     def settings(self) -> dict[str, Any]:
         out = {"n_steps": self.n_steps, "internal_batch_size": self.internal_batch_size,
-               "baseline": self.baseline, "method": self.method}
+               "baseline": self.baseline, "method": self.method,
+               "max_steps": self.max_steps, "completeness_tolerance": self.completeness_tolerance}
         if self.baseline == DATASET:
             out["n_references"] = self.n_references
         return out
@@ -175,16 +200,25 @@ class IntegratedGradients(ImageExplainer):
             pixels = query.image.pixels.astype(np.float32)
             b = torch.as_tensor(self.baselines(query, pixels))
             x = torch.as_tensor(pixels)[None].expand_as(b).contiguous()
-            attr = CaptumIG(f).attribute(x, baselines=b, n_steps=self.n_steps,
-                                         method=self.method,
-                                         internal_batch_size=self.internal_batch_size)
             with torch.no_grad():
                 ends = f(torch.cat([x[:1], b])).double().cpu().numpy()
-            # expected gradients: the mean over baselines (completeness against their mean score)
-            out.append(ImageMap(query.pair_id, query.image_index,
-                                attr.detach().double().mean(0).cpu().numpy(), target,
-                                score=float(ends[0]), baseline_score=float(ends[1:].mean()),
-                                method=self.name))
+            steps = self.n_steps
+            while True:
+                attr = CaptumIG(f).attribute(x, baselines=b, n_steps=steps, method=self.method,
+                                             internal_batch_size=self.internal_batch_size)
+                # expected gradients: the mean over baselines (completeness against their mean)
+                m = ImageMap(query.pair_id, query.image_index,
+                             attr.detach().double().mean(0).cpu().numpy(), target,
+                             score=float(ends[0]), baseline_score=float(ends[1:].mean()),
+                             method=self.name, n_steps=steps)
+                gap = m.relative_completeness_gap
+                if gap is None or gap <= self.completeness_tolerance:
+                    break
+                if steps >= self.max_steps:
+                    m.flagged = True
+                    break
+                steps = min(2 * steps, self.max_steps)
+            out.append(m)
         return out
 
 

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -36,10 +36,11 @@ from robustness.data.query import Answer, Query
 from explain.base import ExplainContext, Explainer
 from explain.grounding import (Finding, check_sign, finding, mask_energy_ratio, pointing_hit,
                                spearman)
-from explain.methods import ImageExplainer, ImageMap
+from explain.methods import ImageExplainer, ImageMap, IntegratedGradients
 from explain.overlay import Panel, render_pair
 from explain.parts import PartAttribution, PartShapley, mean_shares
 from explain.references import ReferencePool
+from explain.sanity import (cascade_stages, model_free_map, pointing_summary, randomised)
 from explain.scoring import AnswerScorer, resolve_target
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,6 @@ Key = tuple[str, int]
 def _mean(values: Sequence[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return float(np.mean(kept)) if kept else None
-
-
-def _percent(hits: Sequence[bool | None]) -> float | None:
-    kept = [h for h in hits if h is not None]
-    return round(100.0 * sum(kept) / len(kept), 2) if kept else None
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -110,6 +106,7 @@ class ImageRecord:
     truth: Finding | None
     energy: float | None
     hit: bool | None
+    model_free_energy: float | None = None
 
     def row(self) -> dict[str, Any]:
         q = self.query
@@ -121,9 +118,12 @@ class ImageRecord:
             "margin": _round(self.map.score, 4),
             "baseline_margin": _round(self.map.baseline_score, 4),
             "completeness_gap": _round(self.map.completeness_gap, 4),
+            "relative_completeness_gap": _round(self.map.relative_completeness_gap, 4),
+            "n_steps": self.map.n_steps, "completeness_flagged": self.map.flagged,
             "family": self.truth.family if self.truth else None,
             "finding_present": self.truth.present if self.truth else None,
             "mask_energy_ratio": _round(self.energy),
+            "model_free_mask_energy_ratio": _round(self.model_free_energy),
             "pointing_hit": self.hit,
             "part_shares": ({k: round(v, 2) for k, v in self.parts.shares.items()}
                             if self.parts else None),
@@ -140,7 +140,9 @@ class SaliencyRun(Explainer):
                  under_probes: bool = True, probe_pairs: int | None = None,
                  conditions: Sequence[str] | None = None, sign: str = "absolute",
                  smooth: float = 0.02, tolerance: float = 0.05, corr_grid: int = 32,
-                 overlays: bool = True, if_unsupported: str = "error") -> None:
+                 overlays: bool = True, if_unsupported: str = "error", sanity: bool = False,
+                 sanity_cascade: Mapping[str, Sequence[str]] | None = None,
+                 sanity_seed: int = 0) -> None:
         if not isinstance(method, ImageExplainer):
             raise ConfigError("explain.method: must build an image attribution method "
                               "(explain.IntegratedGradients or explain.Occlusion)")
@@ -159,6 +161,16 @@ class SaliencyRun(Explainer):
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ConfigError(f"explain.{name}: a fraction of the image side in [0, 1), "
                                   f"got {value!r}")
+        if not isinstance(sanity, bool):
+            raise ConfigError(f"explain.sanity: true or false, got {sanity!r}")
+        self.sanity = sanity
+        self.sanity_stages = cascade_stages(sanity_cascade) if sanity else []
+        if sanity and not isinstance(method, IntegratedGradients):
+            # occlusion scores through the adapter's answer path and its cache: a randomised
+            # model must never answer there
+            raise ConfigError("explain.sanity: the model-randomisation cascade needs "
+                              "explain=integrated_gradients (gradients outside the answer cache)")
+        self.sanity_seed = int(sanity_seed)
         self.method = method
         self.pairs = pairs
         self.select = select
@@ -236,11 +248,13 @@ class SaliencyRun(Explainer):
         targets = [t for t, _ in resolved]
         log.info("saliency: %s on %d pairs", self.method.name, len(pairs))
 
-        self.method.use_references(ReferencePool(benchmark))
+        pool = ReferencePool(benchmark)
+        self.method.use_references(pool)
         from tqdm.auto import tqdm
 
         stages = ["maps"] + (["parts"] if self.parts else []) + \
-            (["under probes"] if self.under_probes and conditions else [])
+            (["under probes"] if self.under_probes and conditions else []) + \
+            (["sanity"] if self.sanity else [])
         bar = tqdm(total=len(stages), desc=f"saliency ({self.method.name})", unit="stage",
                    disable=None if progress is None else not progress, dynamic_ncols=True)
         bar.set_postfix_str(f"maps of {len(queries)} images")
@@ -260,12 +274,15 @@ class SaliencyRun(Explainer):
         records: list[ImageRecord] = []
         for q, a, (t, source), m, pa in zip(queries, answers, resolved, maps, parts):
             truth = finding(benchmark, benchmark.pair(q.pair_id), q.image_index)
-            energy = hit = None
+            energy = hit = free = None
             if truth is not None and truth.abnormal:
                 mask: np.ndarray = truth.mask  # type: ignore[assignment]
                 energy = mask_energy_ratio(m.map, mask, self.sign)
                 hit = pointing_hit(m.map, mask, self.sign, self.smooth, self.tolerance)
-            records.append(ImageRecord(q, a, t, source, m, pa, truth, energy, hit))
+                pixels = q.image.pixels
+                free = mask_energy_ratio(model_free_map(pixels, pool.draw(
+                    q.pair_id, q.image_index, 8, pixels.shape)), mask)
+            records.append(ImageRecord(q, a, t, source, m, pa, truth, energy, hit, free))
 
         pair_corr = {p.pair_id: spearman(records[2 * i].map.map, records[2 * i + 1].map.map,
                                          self.corr_grid) for i, p in enumerate(pairs)}
@@ -274,10 +291,19 @@ class SaliencyRun(Explainer):
             bar.set_postfix_str(f"{len(conditions)} probe conditions")
         probes = self._under_probes(adapter, mode, pairs, records, probe_queries, conditions)
         t_probes = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sanity = None
+        if self.sanity:
+            bar.update(bar.total - bar.n - 1)
+            bar.set_postfix_str("model-randomisation cascade")
+            sanity = self._sanity(adapter, mode, queries, targets, records)
+        t_sanity = time.perf_counter() - t0
         bar.update(bar.total - bar.n)
         bar.close()
 
         summary = self._summary(records, pair_corr, probes, pairs)
+        if sanity is not None:
+            summary["sanity"] = sanity
         out_dir = Path(run_dir) / "saliency" if run_dir is not None else None
         examples = []
         if out_dir is not None:
@@ -285,12 +311,14 @@ class SaliencyRun(Explainer):
         if tracker is not None:
             self._log(tracker, examples, records, probes)
         summary["elapsed_s"] = {"maps": round(t_maps, 2), "parts": round(t_parts, 2),
-                                "probes": round(t_probes, 2),
+                                "probes": round(t_probes, 2), "sanity": round(t_sanity, 2),
                                 "total": round(time.perf_counter() - started, 2)}
-        log.info("saliency (%s, %d images, %.1f s): mask energy ratio %s, pointing game %s%%, "
-                 "image reliance %s%%%s", self.method.name, len(records),
-                 summary["elapsed_s"]["total"], summary["mask_energy_ratio"],
-                 summary["pointing_game"], summary["image_reliance"],
+        log.info("saliency (%s, %d images, %.1f s): mask energy ratio %s (model-free %s), "
+                 "pointing game %s of %d images, image reliance %s%%%s", self.method.name,
+                 len(records), summary["elapsed_s"]["total"], summary["mask_energy_ratio"],
+                 summary["model_free_mask_energy_ratio"],
+                 "n/a" if summary["pointing_game"] is None else f"{summary['pointing_game']}%",
+                 summary["pointing_game_n"], summary["image_reliance"],
                  f"; overlays in {out_dir}" if out_dir is not None and self.overlays else "")
         return summary
 
@@ -336,6 +364,37 @@ class SaliencyRun(Explainer):
                          "_maps": maps}
         return out
 
+    # ------------------------------------------------------------------------------- sanity
+    def _sanity(self, adapter: ModelAdapter, mode: AnsweringMode, queries: Sequence[Query],
+                targets: Sequence[OptionLabel], records: Sequence[ImageRecord]) -> dict[str, Any]:
+        """Re-explain the same images with parts of the model randomised, cumulatively
+        (explain/sanity.py); per stage the mean Spearman ρ with the real maps and the grounding."""
+        model = adapter.unwrap().load().model  # type: ignore[attr-defined]
+        from contextlib import ExitStack
+
+        cascade: list[dict[str, Any]] = []
+        with ExitStack() as stack:
+            done: list[str] = []
+            for i, (stage, names) in enumerate(self.sanity_stages):
+                stack.enter_context(randomised(model, names, self.sanity_seed + i))
+                done.append(stage)
+                maps = self.method.attribute(adapter, mode, queries, targets)
+                rhos = [spearman(r.map.map, m.map, self.corr_grid) for r, m in zip(records, maps)]
+                abnormal = [(r, m) for r, m in zip(records, maps)
+                            if r.truth is not None and r.truth.abnormal]
+                energy = _mean([mask_energy_ratio(m.map, r.truth.mask, self.sign)  # type: ignore
+                                for r, m in abnormal])
+                hits = [pointing_hit(m.map, r.truth.mask, self.sign, self.smooth,  # type: ignore
+                                     self.tolerance) for r, m in abnormal]
+                cascade.append({"randomised": list(done), "spearman": _round(_mean(rhos)),
+                                "mask_energy_ratio": _round(energy),
+                                **pointing_summary(hits)})
+                log.info("saliency sanity: %s randomised: Spearman with the real maps %s, "
+                         "mask energy ratio %s", "+".join(done), cascade[-1]["spearman"],
+                         cascade[-1]["mask_energy_ratio"])
+        return {"cascade": cascade, "seed": self.sanity_seed,
+                "stages": {stage: list(names) for stage, names in self.sanity_stages}}
+
     # ------------------------------------------------------------------------------ summary
     def _summary(self, records: Sequence[ImageRecord], pair_corr: Mapping[str, float | None],
                  probes: Mapping[str, Mapping[str, Any]], pairs: Sequence[Pair]) -> dict[str, Any]:
@@ -345,6 +404,8 @@ class SaliencyRun(Explainer):
             families[r.truth.family].append(r)  # type: ignore[union-attr]
         shares = mean_shares([r.parts for r in records if r.parts is not None])
         gaps = [abs(r.map.completeness_gap) for r in records if r.map.completeness_gap is not None]
+        real = _mean([r.energy for r in abnormal])
+        free = _mean([r.model_free_energy for r in abnormal])
         out: dict[str, Any] = {
             "method": self.method.name,
             "settings": self.method.settings(),
@@ -353,14 +414,16 @@ class SaliencyRun(Explainer):
             "n_pairs": len(pairs),
             "n_images": len(records),
             "n_abnormal": len(abnormal),
-            "mask_energy_ratio": _round(_mean([r.energy for r in abnormal])),
-            "pointing_game": _percent([r.hit for r in abnormal]),
+            "mask_energy_ratio": _round(real),
+            "model_free_mask_energy_ratio": _round(free),
+            "mask_energy_gain": _round(real / free) if real is not None and free else None,
+            **pointing_summary([r.hit for r in abnormal]),
             "image_reliance": _round(shares.get("image"), 2),
             "part_shares": {k: round(v, 2) for k, v in shares.items()},
             "per_family": {
                 fam: {"n_images": len(rs),
                       "mask_energy_ratio": _round(_mean([r.energy for r in rs])),
-                      "pointing_game": _percent([r.hit for r in rs])}
+                      **pointing_summary([r.hit for r in rs])}
                 for fam, rs in sorted(families.items())},
             "pair_rank_correlation": _round(_mean(list(pair_corr.values()))),
             "under_probes": {c: {k: v for k, v in d.items() if k not in ("_maps", "per_image")}
@@ -369,7 +432,15 @@ class SaliencyRun(Explainer):
             "pointing": {"smooth": self.smooth, "tolerance": self.tolerance},
         }
         if gaps:
+            relative = [r.map.relative_completeness_gap for r in records]
             out["completeness_gap"] = _round(float(np.mean(gaps)), 4)
+            out["completeness"] = {
+                "tolerance": (self.method.completeness_tolerance
+                              if isinstance(self.method, IntegratedGradients) else None),
+                "relative_gap_median": _round(float(np.median(relative)), 4),
+                "over_tolerance": sum(r.map.flagged for r in records),
+                "steps": {str(k): v for k, v in sorted(
+                    Counter(r.map.n_steps for r in records).items())}}
         return out
 
     # ------------------------------------------------------------------------------ outputs
@@ -427,7 +498,8 @@ class SaliencyRun(Explainer):
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
         os.replace(tmp, out_dir / "maps.npz")
-        detail = {"images": [r.row() for r in records],
+        detail = {"method": self.method.name, "settings": self.method.settings(),
+                  "sign": self.sign, "images": [r.row() for r in records],
                   "under_probes": {c: d.get("per_image", d) for c, d in probes.items()}}
         _atomic_text(out_dir / "images.json", json.dumps(detail, indent=1) + "\n")
         summary["overlays"] = "saliency/" if self.overlays else None

@@ -167,3 +167,19 @@ def test_gradient_oracle_serves_the_adversarial_attacks(tiny_llava):
         [replace(q, image=ImageInput(a)) for q, a in zip(queries, adversarial)],
         [q.correct for q in queries])
     assert np.all(attacked < clean)
+
+
+def test_integrated_gradients_raises_its_steps_until_complete(tiny_llava):
+    """A map missing completeness by more than the tolerance is redone with twice the steps;
+    one still missing at ``max_steps`` is flagged, never silently kept."""
+    ad, mode = adapter(tiny_llava), mode_from_config("gd")
+    q = query_with((32, 48), seed=3)
+    (coarse,) = IntegratedGradients(n_steps=1, max_steps=1).attribute(ad, mode, [q], ["B"])
+    assert coarse.n_steps == 1 and coarse.relative_completeness_gap > 0.05 and coarse.flagged
+    ig = IntegratedGradients(n_steps=1, max_steps=64, completeness_tolerance=0.05)
+    (m,) = ig.attribute(ad, mode, [q], ["B"])
+    assert m.n_steps > 1 and not m.flagged and m.relative_completeness_gap <= 0.05
+    with pytest.raises(ConfigError, match="max_steps"):
+        IntegratedGradients(n_steps=16, max_steps=8)
+    with pytest.raises(ConfigError, match="completeness_tolerance"):
+        IntegratedGradients(completeness_tolerance=0)
