@@ -219,6 +219,26 @@ def sign_flip_exact(differences: Sequence[int]) -> float:
     return min(1.0, extreme / 2**n)
 
 
+def sign_flip_mean(differences: Sequence[float], *, resamples: int = 20000,
+                   seed: int = 0) -> float:
+    """Two-sided paired sign-flip p-value for real-valued per-unit differences (mean
+    statistic): exact over all 2^n sign assignments up to n = 16, else ``resamples`` random ones
+    (with the observed assignment counted, so p > 0)."""
+    d = np.asarray([float(x) for x in differences], dtype=float)
+    d = d[d != 0]
+    if d.size == 0:
+        return 1.0
+    observed = abs(d.sum())
+    tol = 1e-12 * max(1.0, observed)
+    if d.size <= 16:
+        signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)
+        return float(np.mean(np.abs(signs @ d) >= observed - tol))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(resamples, d.size))
+    extreme = int(np.sum(np.abs(signs @ d) >= observed - tol))
+    return float((extreme + 1) / (resamples + 1))
+
+
 def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> list[float]:
     """Family-wise adjusted p-values: ``holm`` (step-down), ``bonferroni`` or ``none``."""
     m = len(pvalues)

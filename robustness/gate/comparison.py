@@ -33,6 +33,7 @@ from robustness.gate.inputs import (CLEAN, ConditionPredictions, RunInput, find_
                                     load_condition, open_input)
 from robustness.gate.rules import (LEVEL_METRICS, PROBE_METRICS, SHIFT_METRICS, GateRules,
                                    MetricRule)
+from robustness.gate.saliency import saliency_check
 from robustness.metrics import PairOutcome, pair_outcome
 from robustness.stats import (adjust_pvalues, bootstrap_contrast_ci, clustered,
                               clustered_sign_flip, mcnemar_exact, sign_flip_exact)
@@ -61,6 +62,7 @@ class Check:
     p_adjusted: float | None = None
     status: str = "pass"
     reason: str = ""
+    unit: str = "pp"  # of delta and margin: percentage points, or "" (a ratio's own units)
 
     @property
     def worse_by(self) -> float | None:
@@ -89,6 +91,7 @@ class Check:
             "higher_is_better": self.higher_is_better,
             "n_pairs": self.n_pairs,
             "reason": self.reason,
+            "unit": self.unit,
         }
 
 
@@ -540,28 +543,29 @@ def decide(checks: list[Check], rules: GateRules) -> None:
         check.p_adjusted = adjusted
     for check in checks:
         worse = check.worse_by
+        u = f" {check.unit}" if check.unit else ""
         if worse is None:
             check.status, check.reason = "warn", "not computable (no valid pairs on one side)"
             continue
-        what = (f"hurt {worse:.2f} pp more by the probe" if check.kind == "shift"
-                else f"worse by {worse:.2f} pp")
+        what = (f"hurt {worse:.2f}{u} more by the probe" if check.kind == "shift"
+                else f"worse by {worse:.2f}{u}")
         if worse <= check.margin:
             check.status = "pass"
-            check.reason = (f"within margin {check.margin:g} pp" if worse > 0
+            check.reason = (f"within margin {check.margin:g}{u}" if worse > 0
                             else "no worse than baseline")
         elif not check.gating:  # reported only: flag it when it would have failed on its own
             significant = check.p is not None and check.p < rules.alpha
             check.status = "warn" if significant else "pass"
-            check.reason = (f"{what} > margin {check.margin:g} pp, "
+            check.reason = (f"{what} > margin {check.margin:g}{u}, "
                             f"{'significant' if significant else 'not significant'} "
                             f"(p {_fmt_p(check.p)}, uncorrected); reported only")
         elif check.p_adjusted is not None and check.p_adjusted < rules.alpha:
             check.status = "fail"
-            check.reason = (f"{what} > margin {check.margin:g} pp, significant "
+            check.reason = (f"{what} > margin {check.margin:g}{u}, significant "
                             f"(p adj {check.p_adjusted:.3g} < {rules.alpha:g})")
         else:
             check.status = "warn"
-            check.reason = (f"{what} > margin {check.margin:g} pp but not significant "
+            check.reason = (f"{what} > margin {check.margin:g}{u} but not significant "
                             f"(p adj {_fmt_p(check.p_adjusted)} >= {rules.alpha:g})")
 
 
@@ -652,6 +656,10 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
     attacks = {name for name in conditions
                if "eps" in ((base.probes.get(name) or {}).get("params") or {})}
     checks = _build_checks(comp, conditions, rules, notes, attacks)
+    for metric, rule in rules.saliency.items():
+        check = saliency_check(base, cand, metric, rule, rules, notes)
+        if check is not None:
+            checks.append(check)
     decide(checks, rules)
     recorded_name = base.benchmark_name or cand.benchmark_name
     benchmark = {"name": recorded_name or (bench.name if bench else None),

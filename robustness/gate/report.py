@@ -141,10 +141,11 @@ def to_junit(result: GateResult) -> ET.ElementTree:
     for c in result.checks:
         case = ET.SubElement(suite, "testcase", classname=f"robustness_gate.{c.condition}",
                              name=c.name, time="0")
+        u = f" {c.unit}" if c.unit else ""
         detail = (f"{c.metric} ({c.kind}{', ' + c.category if c.category else ''}): baseline "
                   f"{_num(c.baseline)}, candidate {_num(c.candidate)}, "
-                  f"delta {_signed(c.delta)} pp, "
-                  f"95% CI {_ci(c)}, p {_p(c.p)}, p adj {_p(c.p_adjusted)}, margin {c.margin:g} pp"
+                  f"delta {_signed(c.delta)}{u}, "
+                  f"95% CI {_ci(c)}, p {_p(c.p)}, p adj {_p(c.p_adjusted)}, margin {c.margin:g}{u}"
                   f"{'' if c.gating else ' (reported only)'}, {c.n_pairs} pairs")
         if c.status == "fail":
             failure = ET.SubElement(case, "failure", message=f"{c.name}: {c.reason}",

@@ -33,6 +33,10 @@ PROBE_METRICS: dict[str, bool] = {
     "flip_rate": False,  # every probe: % images whose answer differs from clean
     "attack_success_rate": False,  # attacks: % images right on clean and wrong under attack
 }
+# saliency grounding of the images both runs explained -> True where a higher value is better
+SALIENCY_METRICS: dict[str, bool] = {
+    "mask_energy_ratio": True,  # evidence inside the phantom mask / its fair share (a ratio)
+}
 # pair-level metrics (official category weighting); shifts apply to probe conditions only
 CATEGORY_METRICS: tuple[str, ...] = ("set_accuracy", "confusion", "set_accuracy_shift",
                                      "confusion_shift")
@@ -89,6 +93,9 @@ class GateRules:
         "position_bias": MetricRule(2.0, False),
         "flip_rate": MetricRule(2.0, False),
         "attack_success_rate": MetricRule(2.0, False),
+    })
+    saliency: Mapping[str, MetricRule] = field(default_factory=lambda: {
+        "mask_energy_ratio": MetricRule(2.0, False),  # margin in the ratio's own units
     })
     uncertainty: str = "clustered"  # clustered: pairs sharing an image count as one unit
     source: str = "built-in defaults"
@@ -149,7 +156,7 @@ def rules_from_mapping(raw: Mapping[str, Any], *, source: str = "mapping",
     base = base or GateRules()
     reader = _Reader(source)
     known = {"alpha", "correction", "resamples", "seed", "ci_level", "conditions", "clean",
-             "probes", "per_category", "probe_metrics", "uncertainty"}
+             "probes", "per_category", "probe_metrics", "saliency", "uncertainty"}
     reader.no_unknown(raw, known, "")
     updates: dict[str, Any] = {"source": source}
     if "alpha" in raw:
@@ -186,6 +193,9 @@ def rules_from_mapping(raw: Mapping[str, Any], *, source: str = "mapping",
     if "probe_metrics" in raw:
         updates["probe_metrics"] = reader.metric_rules(raw["probe_metrics"], "probe_metrics",
                                                        base.probe_metrics, list(PROBE_METRICS))
+    if "saliency" in raw:
+        updates["saliency"] = reader.metric_rules(raw["saliency"], "saliency", base.saliency,
+                                                  list(SALIENCY_METRICS))
     return replace(base, **updates)
 
 
