@@ -340,6 +340,8 @@ class _Comparison:
         self.outcomes = outcomes  # (side, condition) -> pair id -> outcome
         self.choices = choices  # (side, condition) -> (pair id, image) -> original label
         self.cluster_of: dict[str, int] | None = None  # pair id -> cluster of shared images
+        # pair probes: condition -> the original image shown in slots 1 and 2
+        self.sources: dict[str, tuple[int, int]] = {}
         if bench is not None and rules.uncertainty == "clustered":
             ids = [p for p in order if p in bench]
             labels = pair_clusters([bench.pair(p) for p in ids])
@@ -459,6 +461,12 @@ class _Comparison:
             return np.array([c == p for c, p in zip(clean, probed)]) & valid, valid
         if metric == "flip_rate":
             return np.array([c != p for c, p in zip(clean, probed)]), np.ones(len(clean), bool)
+        if metric == "answer_follows_image":  # slot k's answer = clean answer of its image
+            clean_all = self.choices[(side, CLEAN)]
+            source = self.sources[condition]
+            followed = [clean_all[(p, source[i - 1])] for p in ids for i in (1, 2)]
+            valid = np.array([f is not None and q is not None for f, q in zip(followed, probed)])
+            return np.array([f == q for f, q in zip(followed, probed)]) & valid, valid
         if metric == "attack_success_rate":  # broken: right on clean, wrong under the attack
             right = [r for p in ids for r in self.outcomes[(side, CLEAN)][p].correct]
             after = [r for p in ids for r in self.outcomes[(side, condition)][p].correct]
@@ -512,7 +520,8 @@ class _Comparison:
                 p = float(min(1.0, 2 * tail_share))
         else:
             both = (data["baseline"][1] & data["candidate"][1]
-                    if metric in ("order_consistency", "attack_success_rate")
+                    if metric in ("order_consistency", "attack_success_rate",
+                                  "answer_follows_image")
                     else np.ones(2 * len(ids), bool))
             if both.any() and groups is not None:
                 per_image = (data["candidate"][0].astype(int)
@@ -569,13 +578,29 @@ def decide(checks: list[Check], rules: GateRules) -> None:
                             f"(p adj {_fmt_p(check.p_adjusted)} >= {rules.alpha:g})")
 
 
-def _applies(metric: str, condition: str, attacks: set[str]) -> bool:
+def slot_sources(params: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The original image each slot shows under a pair probe, from its recorded params:
+    ``slots`` (swap_images: [2, 1]) or an integer ``source`` (same_image: both slots show it)."""
+    slots, source = params.get("slots"), params.get("source")
+    if (isinstance(slots, list) and len(slots) == 2
+            and all(isinstance(v, int) and v in (1, 2) for v in slots)):
+        return (slots[0], slots[1])
+    if isinstance(source, int) and not isinstance(source, bool) and source in (1, 2):
+        return (source, source)
+    return None
+
+
+def _applies(metric: str, condition: str, attacks: set[str],
+             pair_probes: Mapping[str, tuple[int, int]]) -> bool:
     """Order consistency and position bias belong to option swaps, attack success to attack
-    conditions (their probe has a budget ``eps``), flip rates to every probe."""
+    conditions (their probe has a budget ``eps``), answer_follows_image to pair probes that
+    move images between slots, flip rates to every probe."""
     if metric in ("order_consistency", "position_bias"):
         return condition.startswith("option_swap")
     if metric == "attack_success_rate":
         return condition in attacks
+    if metric == "answer_follows_image":
+        return condition in pair_probes
     return True
 
 
@@ -589,7 +614,7 @@ def _build_checks(comp: _Comparison, conditions: list[str], rules: GateRules,
         for metric, rule in rules.probes.items():
             checks.append(comp.check(condition, metric, rule))
         for metric, rule in rules.probe_metrics.items():
-            if _applies(metric, condition, attacks):
+            if _applies(metric, condition, attacks, comp.sources):
                 checks.append(comp.probe_metric(condition, metric, rule))
     cat_rules = rules.per_category
     if cat_rules.metrics:
@@ -655,6 +680,10 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: GateRule
     comp = _Comparison(rules, bench, order, outcomes, choices)
     attacks = {name for name in conditions
                if "eps" in ((base.probes.get(name) or {}).get("params") or {})}
+    for name in conditions:
+        slots = slot_sources((base.probes.get(name) or {}).get("params") or {})
+        if name != CLEAN and slots is not None:
+            comp.sources[name] = slots
     checks = _build_checks(comp, conditions, rules, notes, attacks)
     for metric, rule in rules.saliency.items():
         check = saliency_check(base, cand, metric, rule, rules, notes)

@@ -32,6 +32,7 @@ PROBE_METRICS: dict[str, bool] = {
     "position_bias": False,  # option_swap: |% answers at displayed A - 50|
     "flip_rate": False,  # every probe: % images whose answer differs from clean
     "attack_success_rate": False,  # attacks: % images right on clean and wrong under attack
+    "answer_follows_image": True,  # pair probes: % slot answers equal to the clean answer
 }
 # saliency grounding of the images both runs explained -> True where a higher value is better
 SALIENCY_METRICS: dict[str, bool] = {
@@ -93,6 +94,7 @@ class GateRules:
         "position_bias": MetricRule(2.0, False),
         "flip_rate": MetricRule(2.0, False),
         "attack_success_rate": MetricRule(2.0, False),
+        "answer_follows_image": MetricRule(2.0, False),
     })
     saliency: Mapping[str, MetricRule] = field(default_factory=lambda: {
         "mask_energy_ratio": MetricRule(2.0, False),  # margin in the ratio's own units

@@ -55,3 +55,28 @@ def test_probe_metric_rules_are_configurable():
     assert rules.probe_metrics["order_consistency"].gate  # the defaults gate order consistency
     with pytest.raises(Exception, match="probe_metrics"):
         rules_from_mapping({"probe_metrics": {"nonsense": {"margin": 1}}})
+
+
+def test_answers_that_do_not_follow_swapped_images_are_caught(tmp_path):
+    """swap_images shows image 2 in slot 1: a model answering from the pixels gives slot 1 the
+    clean answer of image 2. The candidate keeps half its pairs' answers in place instead."""
+    from robustness.data.mediconfusion import load_benchmark
+    from tests.helpers.gate_runs import outcomes, swapped_gold, write_benchmark, write_run
+
+    dataset = write_benchmark(tmp_path / "bench", 40)
+    gold = swapped_gold(load_benchmark(dataset))
+    probe = {"name": "swap_images", "params": {"slots": [2, 1]}}
+    clean = {"outcomes": outcomes(40, both=40)}
+    base = write_run(tmp_path / "base", dataset, {
+        "clean": clean, "swap_images": {"outcomes": outcomes(40, both=40), "probe": probe,
+                                        "gold": gold}})
+    cand = write_run(tmp_path / "cand", dataset, {
+        "clean": clean, "swap_images": {"outcomes": outcomes(40, both=20, one=20),
+                                        "probe": probe, "gold": gold}})
+    checks = {c.name: c for c in robustness.gate.compare(base, cand).checks}
+    follows = checks["swap_images/answer_follows_image"]
+    assert follows.baseline == 100.0 and follows.candidate == 75.0
+    assert follows.kind == "probe" and follows.p < 0.05 and follows.status == "warn"
+    assert "option_swap/order_consistency" not in checks
+    strict = {c.name: c for c in robustness.gate.compare(base, cand, rules="strict").checks}
+    assert strict["swap_images/answer_follows_image"].status == "fail"
