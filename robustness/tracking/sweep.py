@@ -6,7 +6,10 @@ clean metrics and every condition's set accuracy and shift, plus scalar probe me
 option_swap's position bias), so models, modes and probes line up in one place. When jobs answer
 the same pairs with the same model in several modes (``experiment=paper_table``), it adds the
 agreement between modes on the clean answers, image by image: % of images with the same choice
-and Cohen's κ (choices A, B and invalid), also in ``sweep_summary.json``.
+and Cohen's κ (choices A, B and invalid), also in ``sweep_summary.json``. FF jobs are told apart
+by their judge; when two judges scored the same model's FF replies, the judge audit compares
+their verdicts on the images whose replies are identical (a verdict difference there is the
+judge's alone).
 """
 
 from __future__ import annotations
@@ -39,14 +42,44 @@ def collect(sweep_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     return sorted(found, key=order)
 
 
-def _clean_choices(sweep_dir: Path, job: str) -> dict[tuple[str, int], Any] | None:
+def _clean_records(sweep_dir: Path, job: str) -> dict[tuple[str, int], dict[str, Any]] | None:
     path = sweep_dir / job / "predictions" / "clean.jsonl"
     try:
         records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                    if line.strip()]
-    except (OSError, ValueError):
+        return {(str(r["pair_id"]), int(r["image"])): r for r in records}
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return {(str(r["pair_id"]), int(r["image"])): r.get("choice") for r in records}
+
+
+def _clean_choices(sweep_dir: Path, job: str) -> dict[tuple[str, int], Any] | None:
+    records = _clean_records(sweep_dir, job)
+    return None if records is None else {k: r.get("choice") for k, r in records.items()}
+
+
+def judge_label(summary: dict[str, Any]) -> str | None:
+    """The FF judge of a job (``lexical``, ``model:<judge model>``), None for other modes."""
+    identity = summary.get("mode_identity")
+    judge = identity.get("judge") if isinstance(identity, dict) else None
+    if not isinstance(judge, dict):
+        return None
+    label = str(judge.get("judge"))
+    adapter = judge.get("adapter")
+    if isinstance(adapter, dict) and adapter.get("model_id"):
+        label += f":{adapter['model_id']}"
+    return label
+
+
+def mode_label(summary: dict[str, Any]) -> str:
+    """The mode, with its judge for FF (``ff [lexical]``)."""
+    judge = judge_label(summary)
+    return f"{summary.get('mode')} [{judge}]" if judge else str(summary.get("mode"))
+
+
+def _agreement(x: list[Any], y: list[Any]) -> dict[str, Any]:
+    kappa = cohen_kappa(x, y)
+    return {"agreement": round(100.0 * sum(p == q for p, q in zip(x, y)) / len(x), 2)
+            if x else None, "kappa": None if kappa is None else round(kappa, 4)}
 
 
 def cohen_kappa(a: list[Any], b: list[Any]) -> float | None:
@@ -67,7 +100,7 @@ def mode_agreement(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]]
     groups: dict[tuple[Any, Any], dict[str, str]] = {}
     for job, summary in jobs:
         key = (summary.get("model"), (summary.get("benchmark") or {}).get("content_hash"))
-        groups.setdefault(key, {}).setdefault(str(summary.get("mode")), job)
+        groups.setdefault(key, {}).setdefault(mode_label(summary), job)
     out = []
     for (model, _), by_mode in groups.items():
         modes = sorted(by_mode)
@@ -80,16 +113,44 @@ def mode_agreement(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]]
                 keys = sorted(set(a) & set(b))
                 x = [a[k] or "invalid" for k in keys]
                 y = [b[k] or "invalid" for k in keys]
-                kappa = cohen_kappa(x, y)
                 out.append({"model": model, "modes": [first, second], "images": len(keys),
-                            "agreement": round(100.0 * sum(p == q for p, q in zip(x, y))
-                                               / len(keys), 2) if keys else None,
-                            "kappa": None if kappa is None else round(kappa, 4)})
+                            **_agreement(x, y)})
+    return out
+
+
+def judge_audit(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]]
+                ) -> list[dict[str, Any]]:
+    """For each model whose FF replies two judges scored: the judges' agreement on the images
+    whose reply text is identical in both jobs."""
+    groups: dict[tuple[Any, Any], dict[str, str]] = {}
+    for job, summary in jobs:
+        judge = judge_label(summary)
+        if judge is not None:
+            key = (summary.get("model"), (summary.get("benchmark") or {}).get("content_hash"))
+            groups.setdefault(key, {}).setdefault(judge, job)
+    out = []
+    for (model, _), by_judge in groups.items():
+        judges = sorted(by_judge)
+        records = {j: _clean_records(sweep_dir, by_judge[j]) for j in judges}
+        for i, first in enumerate(judges):
+            for second in judges[i + 1:]:
+                a, b = records[first], records[second]
+                if not a or not b:
+                    continue
+                keys = sorted(set(a) & set(b))
+                same = [k for k in keys if (a[k].get("raw") or {}).get("text") is not None
+                        and (a[k].get("raw") or {}).get("text")
+                        == (b[k].get("raw") or {}).get("text")]
+                x = [a[k].get("choice") or "invalid" for k in same]
+                y = [b[k].get("choice") or "invalid" for k in same]
+                out.append({"model": model, "judges": [first, second], "images": len(keys),
+                            "same_replies": len(same), **_agreement(x, y)})
     return out
 
 
 def render(jobs: list[tuple[str, dict[str, Any]]],
-           agreement: list[dict[str, Any]] | None = None) -> str:
+           agreement: list[dict[str, Any]] | None = None,
+           audit: list[dict[str, Any]] | None = None) -> str:
     """Markdown: one row per job and condition."""
     columns = ["job", "model", "mode", "condition", "set acc", "Δ set", "McNemar p",
                "confusion", "invalid", "probe metrics"]
@@ -108,6 +169,12 @@ def render(jobs: list[tuple[str, dict[str, Any]]],
         text += ("\n## Agreement between modes (clean answers)\n\n"
                  + _md_table(["model", "modes", "images", "same choice %", "Cohen's κ"], table)
                  + "\n")
+    if audit:
+        table = [[a["model"], f"{a['judges'][0]} vs {a['judges'][1]}", a["images"],
+                  a["same_replies"], _fmt(a["agreement"]), _fmt(a["kappa"], 3)] for a in audit]
+        text += ("\n## Judge audit (FF verdicts on identical replies)\n\n"
+                 + _md_table(["model", "judges", "images", "same replies", "same verdict %",
+                              "Cohen's κ"], table) + "\n")
     return text
 
 
@@ -120,9 +187,11 @@ class SweepSummary(Callback):
         if not jobs:
             return
         agreement = mode_agreement(sweep_dir, jobs)
-        text = render(jobs, agreement)
+        audit = judge_audit(sweep_dir, jobs)
+        text = render(jobs, agreement, audit)
         (sweep_dir / "sweep_summary.md").write_text(text, encoding="utf-8")
         (sweep_dir / "sweep_summary.json").write_text(json.dumps(
-            {"jobs": [job for job, _ in jobs], "agreement": agreement}, indent=2) + "\n",
+            {"jobs": [job for job, _ in jobs], "agreement": agreement, "judge_audit": audit},
+            indent=2) + "\n",
             encoding="utf-8")
         print(f"\n{text}\nsweep outputs: {sweep_dir}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from robustness.tracking.sweep import SweepSummary, cohen_kappa, collect, mode_agreement
+from robustness.tracking.sweep import (SweepSummary, cohen_kappa, collect, judge_audit,
+                                       mode_agreement)
 
 
 def write_job(folder: Path, mode: str, choices: list) -> None:
@@ -39,3 +40,40 @@ def test_agreement_between_modes_in_the_sweep_summary(tmp_path):
     assert "Agreement between modes" in (tmp_path / "sweep_summary.md").read_text()
     saved = json.loads((tmp_path / "sweep_summary.json").read_text())
     assert len(saved["agreement"]) == 3
+
+
+def write_ff_job(folder: Path, judge: dict, answers: list[tuple[str, object]]) -> None:
+    """An FF job: (reply text, judged choice) per image."""
+    (folder / "predictions").mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({
+        "model": "m", "mode": "ff", "benchmark": {"content_hash": "h"},
+        "mode_identity": {"mode": "ff", "judge": judge},
+        "conditions": {"clean": {"overall": {"set_accuracy": 50.0, "confusion": 0.0,
+                                             "invalid_rate": 0.0}}}}))
+    (folder / "predictions" / "clean.jsonl").write_text("".join(
+        json.dumps({"pair_id": str(i // 2), "image": i % 2 + 1, "choice": c,
+                    "raw": {"text": text}}) + "\n" for i, (text, c) in enumerate(answers)))
+
+
+def test_judge_audit_compares_verdicts_on_identical_replies(tmp_path):
+    replies = ["a lesion", "no lesion", "unsure", "left side"]
+    write_ff_job(tmp_path / "0_lexical", {"judge": "lexical"},
+                 list(zip(replies, ["A", "B", None, "A"])))
+    # the second job's last reply differs: its verdict is not the judge's alone
+    write_ff_job(tmp_path / "1_model", {"judge": "model", "adapter": {"model_id": "gpt-4o"}},
+                 list(zip(replies[:3] + ["right side"], ["A", "A", None, "B"])))
+    write_job(tmp_path / "2_mc", "mc", ["A", "B", "B", "A"])
+    jobs = collect(tmp_path)
+    (audit,) = judge_audit(tmp_path, jobs)
+    assert audit["judges"] == ["lexical", "model:gpt-4o"]
+    assert audit["images"] == 4 and audit["same_replies"] == 3
+    assert audit["agreement"] == round(100 * 2 / 3, 2)
+    # FF (per judge) vs MC, image by image, in the mode agreement
+    rows = {tuple(r["modes"]): r for r in mode_agreement(tmp_path, jobs)}
+    assert rows[("ff [lexical]", "mc")]["agreement"] == 75.0
+    assert ("ff [lexical]", "ff [model:gpt-4o]") in rows
+    config = type("C", (), {})()
+    config.hydra = type("H", (), {"sweep": type("S", (), {"dir": str(tmp_path)})()})()
+    SweepSummary().on_multirun_end(config)
+    assert "Judge audit" in (tmp_path / "sweep_summary.md").read_text()
+    assert json.loads((tmp_path / "sweep_summary.json").read_text())["judge_audit"] == [audit]
