@@ -434,6 +434,12 @@ class SaliencyRun(Explainer):
         if gaps:
             relative = [r.map.relative_completeness_gap for r in records]
             out["completeness_gap"] = _round(float(np.mean(gaps)), 4)
+            out["maps"] = [{"pair_id": r.query.pair_id, "image": r.query.image_index,
+                            "completeness_gap": _round(r.map.completeness_gap, 4),
+                            "relative_completeness_gap": _round(
+                                r.map.relative_completeness_gap, 4),
+                            "n_steps": r.map.n_steps, "flagged": r.map.flagged}
+                           for r in records]
             out["completeness"] = {
                 "tolerance": (self.method.completeness_tolerance
                               if isinstance(self.method, IntegratedGradients) else None),

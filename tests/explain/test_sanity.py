@@ -86,7 +86,8 @@ def test_cascade_reexplains_the_same_images_with_the_model_restored(tiny_llava, 
     ad = HFAdapter(tiny_llava, device="cpu", dtype="float32", batch_size=4)
     model = ad.load().model
     before = _weights(model)
-    run = SaliencyRun(IntegratedGradients(n_steps=4, internal_batch_size=8, baseline="black"),
+    run = SaliencyRun(IntegratedGradients(n_steps=4, internal_batch_size=8, baseline="black",
+                                          max_steps=16),
                       pairs=2, select="first", parts=False, under_probes=False, overlays=False,
                       sanity=True, sanity_cascade=CASCADE, sanity_seed=3)
     answers = {k: answer(q, "A") for k, q in queries.items()}
@@ -100,3 +101,6 @@ def test_cascade_reexplains_the_same_images_with_the_model_restored(tiny_llava, 
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert summary["pointing_game"] is None and summary["pointing_game_n"] == summary["n_abnormal"]
     assert "mask_energy_gain" in summary and "model_free_mask_energy_ratio" in summary
+    maps = summary["maps"]  # per map: its completeness gap and the steps it took
+    assert len(maps) == 4 and all(m["n_steps"] in (4, 8, 16) for m in maps)
+    assert all((m["relative_completeness_gap"] <= 0.05) != m["flagged"] for m in maps)
