@@ -40,7 +40,8 @@ from explain.methods import ImageExplainer, ImageMap, IntegratedGradients
 from explain.overlay import Panel, render_pair
 from explain.parts import PartAttribution, PartShapley, mean_shares
 from explain.references import ReferencePool
-from explain.sanity import (cascade_stages, model_free_map, pointing_summary, randomised)
+from explain.sanity import (MODEL_FREE_REFERENCES, cascade_stages, model_free_map,
+                            pointing_summary, randomised)
 from explain.scoring import AnswerScorer, resolve_target
 
 log = logging.getLogger(__name__)
@@ -163,13 +164,13 @@ class SaliencyRun(Explainer):
                                   f"got {value!r}")
         if not isinstance(sanity, bool):
             raise ConfigError(f"explain.sanity: true or false, got {sanity!r}")
-        self.sanity = sanity
-        self.sanity_stages = cascade_stages(sanity_cascade) if sanity else []
         if sanity and not isinstance(method, IntegratedGradients):
             # occlusion scores through the adapter's answer path and its cache: a randomised
             # model must never answer there
             raise ConfigError("explain.sanity: the model-randomisation cascade needs "
                               "explain=integrated_gradients (gradients outside the answer cache)")
+        self.sanity = sanity
+        self.sanity_stages = cascade_stages(sanity_cascade) if sanity else []
         self.sanity_seed = int(sanity_seed)
         self.method = method
         self.pairs = pairs
@@ -277,11 +278,10 @@ class SaliencyRun(Explainer):
             energy = hit = free = None
             if truth is not None and truth.abnormal:
                 mask: np.ndarray = truth.mask  # type: ignore[assignment]
-                energy = mask_energy_ratio(m.map, mask, self.sign)
-                hit = pointing_hit(m.map, mask, self.sign, self.smooth, self.tolerance)
+                energy, hit = self._grounding(m, mask)
                 pixels = q.image.pixels
                 free = mask_energy_ratio(model_free_map(pixels, pool.draw(
-                    q.pair_id, q.image_index, 8, pixels.shape)), mask)
+                    q.pair_id, q.image_index, MODEL_FREE_REFERENCES, pixels.shape)), mask)
             records.append(ImageRecord(q, a, t, source, m, pa, truth, energy, hit, free))
 
         pair_corr = {p.pair_id: spearman(records[2 * i].map.map, records[2 * i + 1].map.map,
@@ -364,6 +364,11 @@ class SaliencyRun(Explainer):
                          "_maps": maps}
         return out
 
+    def _grounding(self, m: ImageMap, mask: np.ndarray) -> tuple[float | None, bool | None]:
+        """Mask energy ratio and pointing hit of one map on its finding's mask."""
+        return (mask_energy_ratio(m.map, mask, self.sign),
+                pointing_hit(m.map, mask, self.sign, self.smooth, self.tolerance))
+
     # ------------------------------------------------------------------------------- sanity
     def _sanity(self, adapter: ModelAdapter, mode: AnsweringMode, queries: Sequence[Query],
                 targets: Sequence[OptionLabel], records: Sequence[ImageRecord]) -> dict[str, Any]:
@@ -380,15 +385,12 @@ class SaliencyRun(Explainer):
                 done.append(stage)
                 maps = self.method.attribute(adapter, mode, queries, targets)
                 rhos = [spearman(r.map.map, m.map, self.corr_grid) for r, m in zip(records, maps)]
-                abnormal = [(r, m) for r, m in zip(records, maps)
-                            if r.truth is not None and r.truth.abnormal]
-                energy = _mean([mask_energy_ratio(m.map, r.truth.mask, self.sign)  # type: ignore
-                                for r, m in abnormal])
-                hits = [pointing_hit(m.map, r.truth.mask, self.sign, self.smooth,  # type: ignore
-                                     self.tolerance) for r, m in abnormal]
+                grounding = [self._grounding(m, r.truth.mask)  # type: ignore[union-attr]
+                             for r, m in zip(records, maps)
+                             if r.truth is not None and r.truth.abnormal]
                 cascade.append({"randomised": list(done), "spearman": _round(_mean(rhos)),
-                                "mask_energy_ratio": _round(energy),
-                                **pointing_summary(hits)})
+                                "mask_energy_ratio": _round(_mean([e for e, _ in grounding])),
+                                **pointing_summary([h for _, h in grounding])})
                 log.info("saliency sanity: %s randomised: Spearman with the real maps %s, "
                          "mask energy ratio %s", "+".join(done), cascade[-1]["spearman"],
                          cascade[-1]["mask_energy_ratio"])

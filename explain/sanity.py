@@ -23,6 +23,7 @@ import numpy as np
 from robustness.errors import ConfigError
 
 MIN_POINTING_IMAGES = 10
+MODEL_FREE_REFERENCES = 8  # reference images averaged for the model-free map
 
 
 def _parts(model: Any, names: Sequence[str]) -> list[Any]:

@@ -71,12 +71,12 @@ def saliency_check(base: RunInput, cand: RunInput, metric: str, rule: MetricRule
     index = {p: i for i, p in enumerate(pairs)}
     group = np.array([index[k[0]] for k in keys])
     diff = xc - xb
-    per_pair = np.array([diff[group == i].mean() for i in range(len(pairs))])
+    members = [np.flatnonzero(group == g) for g in range(len(pairs))]
+    per_pair = np.array([diff[rows].mean() for rows in members])
     rng = np.random.default_rng(rules.seed)
     draws = []
-    for _ in range(rules.resamples):
-        rows = np.concatenate([np.flatnonzero(group == g)
-                               for g in rng.integers(0, len(pairs), len(pairs))])
+    for _ in range(rules.resamples):  # resample whole pairs
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(pairs), len(pairs))])
         draws.append(xc[rows].mean() - xb[rows].mean())
     tail = (1 - rules.ci_level) / 2
     ci = (float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail)))

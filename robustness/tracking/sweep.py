@@ -52,11 +52,6 @@ def _clean_records(sweep_dir: Path, job: str) -> dict[tuple[str, int], dict[str,
         return None
 
 
-def _clean_choices(sweep_dir: Path, job: str) -> dict[tuple[str, int], Any] | None:
-    records = _clean_records(sweep_dir, job)
-    return None if records is None else {k: r.get("choice") for k, r in records.items()}
-
-
 def judge_label(summary: dict[str, Any]) -> str | None:
     """The FF judge of a job (``lexical``, ``model:<judge model>``), None for other modes."""
     identity = summary.get("mode_identity")
@@ -93,54 +88,61 @@ def cohen_kappa(a: list[Any], b: list[Any]) -> float | None:
     return None if expected == 1 else (observed - expected) / (1 - expected)
 
 
-def mode_agreement(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]]
-                   ) -> list[dict[str, Any]]:
-    """For each model and benchmark answered in several modes: every pair of modes' agreement
-    on the clean answers (same images only)."""
+def _by_model(jobs: list[tuple[str, dict[str, Any]]], label: Any
+              ) -> dict[Any, dict[str, str]]:
+    """model -> {label(summary): job} over jobs of the same benchmark (first job per label);
+    jobs whose label is None are left out."""
     groups: dict[tuple[Any, Any], dict[str, str]] = {}
     for job, summary in jobs:
-        key = (summary.get("model"), (summary.get("benchmark") or {}).get("content_hash"))
-        groups.setdefault(key, {}).setdefault(mode_label(summary), job)
+        name = label(summary)
+        if name is not None:
+            key = (summary.get("model"), (summary.get("benchmark") or {}).get("content_hash"))
+            groups.setdefault(key, {}).setdefault(name, job)
+    return {key: dict(sorted(by_label.items())) for key, by_label in groups.items()}
+
+
+def mode_agreement(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]],
+                   records: Any = None) -> list[dict[str, Any]]:
+    """For each model and benchmark answered in several modes: every pair of modes' agreement
+    on the clean answers (same images only)."""
+    read = records or (lambda job: _clean_records(sweep_dir, job))
     out = []
-    for (model, _), by_mode in groups.items():
-        modes = sorted(by_mode)
-        choices = {m: _clean_choices(sweep_dir, by_mode[m]) for m in modes}
+    for (model, _), by_mode in _by_model(jobs, mode_label).items():
+        modes = list(by_mode)
+        loaded = {m: read(by_mode[m]) for m in modes}
         for i, first in enumerate(modes):
             for second in modes[i + 1:]:
-                a, b = choices[first], choices[second]
+                a, b = loaded[first], loaded[second]
                 if not a or not b:
                     continue
                 keys = sorted(set(a) & set(b))
-                x = [a[k] or "invalid" for k in keys]
-                y = [b[k] or "invalid" for k in keys]
+                x = [a[k].get("choice") or "invalid" for k in keys]
+                y = [b[k].get("choice") or "invalid" for k in keys]
                 out.append({"model": model, "modes": [first, second], "images": len(keys),
                             **_agreement(x, y)})
     return out
 
 
-def judge_audit(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]]
-                ) -> list[dict[str, Any]]:
+def judge_audit(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]],
+                records: Any = None) -> list[dict[str, Any]]:
     """For each model whose FF replies two judges scored: the judges' agreement on the images
     whose reply text is identical in both jobs."""
-    groups: dict[tuple[Any, Any], dict[str, str]] = {}
-    for job, summary in jobs:
-        judge = judge_label(summary)
-        if judge is not None:
-            key = (summary.get("model"), (summary.get("benchmark") or {}).get("content_hash"))
-            groups.setdefault(key, {}).setdefault(judge, job)
+    read = records or (lambda job: _clean_records(sweep_dir, job))
+
+    def reply(record: dict[str, Any]) -> Any:
+        return (record.get("raw") or {}).get("text")
+
     out = []
-    for (model, _), by_judge in groups.items():
-        judges = sorted(by_judge)
-        records = {j: _clean_records(sweep_dir, by_judge[j]) for j in judges}
+    for (model, _), by_judge in _by_model(jobs, judge_label).items():
+        judges = list(by_judge)
+        loaded = {j: read(by_judge[j]) for j in judges}
         for i, first in enumerate(judges):
             for second in judges[i + 1:]:
-                a, b = records[first], records[second]
+                a, b = loaded[first], loaded[second]
                 if not a or not b:
                     continue
                 keys = sorted(set(a) & set(b))
-                same = [k for k in keys if (a[k].get("raw") or {}).get("text") is not None
-                        and (a[k].get("raw") or {}).get("text")
-                        == (b[k].get("raw") or {}).get("text")]
+                same = [k for k in keys if reply(a[k]) is not None and reply(a[k]) == reply(b[k])]
                 x = [a[k].get("choice") or "invalid" for k in same]
                 y = [b[k].get("choice") or "invalid" for k in same]
                 out.append({"model": model, "judges": [first, second], "images": len(keys),
@@ -186,8 +188,15 @@ class SweepSummary(Callback):
         jobs = collect(sweep_dir)
         if not jobs:
             return
-        agreement = mode_agreement(sweep_dir, jobs)
-        audit = judge_audit(sweep_dir, jobs)
+        cache: dict[str, Any] = {}
+
+        def records(job: str) -> Any:  # each job's predictions read once for both tables
+            if job not in cache:
+                cache[job] = _clean_records(sweep_dir, job)
+            return cache[job]
+
+        agreement = mode_agreement(sweep_dir, jobs, records)
+        audit = judge_audit(sweep_dir, jobs, records)
         text = render(jobs, agreement, audit)
         (sweep_dir / "sweep_summary.md").write_text(text, encoding="utf-8")
         (sweep_dir / "sweep_summary.json").write_text(json.dumps(
