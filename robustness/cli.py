@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, str] = {
     "gate": "robustness.commands.gate",
     "cache": "robustness.commands.cache",
     "plan": "robustness.commands.plan",
+    "report": "robustness.commands.report",
+    "dashboard": "robustness.commands.dashboard",
 }
 
 USAGE = """usage: robustness [HYDRA_OVERRIDES ...]          run an experiment (Hydra; -m for sweeps)
@@ -28,6 +30,8 @@ USAGE = """usage: robustness [HYDRA_OVERRIDES ...]          run an experiment (H
        robustness gate BASELINE CANDIDATE [...]
        robustness plan [--json] [HYDRA_OVERRIDES ...]   what a run will ask, before it asks
        robustness cache {verify,compact} [DIR]
+       robustness report PATH... [--baseline PATH] --out FILE.html   compare runs
+       robustness dashboard --entity E --project P [--name N] [--dry-run]   W&B workspace
 Each sub-command has --help."""
 
 

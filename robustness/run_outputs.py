@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from attacks.base import Condition
-from robustness.data.types import Pair
+from robustness.data.types import OPTION_LABELS, Pair
 from robustness.metrics import ChoiceKey, ScoreReport
 from robustness.models.base import ModelAdapter
 from robustness.models.cache import CachedAdapter
@@ -157,22 +157,82 @@ def tables(summary: dict[str, Any], answers: list[tuple[Any, ...]],
     }
 
 
+def _caption_panel(lines: list[str], width: int) -> np.ndarray:
+    """Lines of text drawn under a pair (PIL's built-in font, so no font file is needed)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=13)
+    wrapped: list[str] = []
+    for line in lines:
+        words, current = line.split(), ""
+        for word in words:
+            trial = f"{current} {word}".strip()
+            if current and font.getlength(trial) > width - 12:
+                wrapped.append(current)
+                current = word
+            else:
+                current = trial
+        wrapped.append(current)
+    panel = Image.new("RGB", (width, 8 + 17 * len(wrapped)), (255, 255, 255))
+    draw = ImageDraw.Draw(panel)
+    for i, line in enumerate(wrapped):
+        draw.text((6, 4 + 17 * i), line, fill=(20, 20, 20), font=font)
+    return np.asarray(panel)
+
+
 def examples(result: ConditionResult, queries: QueryMap, n: int,
              size: int = 192) -> list[ExampleImage]:
-    """The first ``n`` pairs as the model saw them under this condition, side by side."""
+    """The first ``n`` pairs as the model saw them under this condition, side by side, with the
+    question, the options as shown, the right answer and the model's answer drawn under them."""
     out = []
     for pair in result.pairs[:n]:
         tiles, parts = [], []
         for image in (1, 2):
             q, a = queries[(pair.pair_id, image)], result.answers[(pair.pair_id, image)]
             tiles.append(thumbnail(q.image.pixels, size))
-            parts.append(f"im{image}: chose {a.choice or 'invalid'} (gold "
-                         f"{pair.correct[image - 1]})")
+            right = q.label_map.index(pair.correct[image - 1]) if pair.correct[image - 1] in \
+                q.label_map else None
+            shown_right = OPTION_LABELS[right] if right is not None else pair.correct[image - 1]
+            verdict = "right" if a.choice == pair.correct[image - 1] else "wrong"
+            parts.append(f"image {image}: answered {a.displayed_choice or 'invalid'}, right "
+                         f"answer {shown_right} ({verdict})")
+        q1 = queries[(pair.pair_id, 1)]
         gap = np.full((size, 6, 3), 255, dtype=np.uint8)
-        caption = (f"{result.condition.name} · pair {pair.pair_id} · {pair.question} · "
-                   + "; ".join(parts))
-        out.append(ExampleImage(np.concatenate([tiles[0], gap, tiles[1]], axis=1), caption))
+        strip = np.concatenate([tiles[0], gap, tiles[1]], axis=1)
+        lines = [f"{result.condition.name} · pair {pair.pair_id}", q1.question,
+                 "   ".join(f"{OPTION_LABELS[i]}: {t}" for i, t in enumerate(q1.options)), *parts]
+        card = np.concatenate([strip, _caption_panel(lines, strip.shape[1])], axis=0)
+        out.append(ExampleImage(card, " · ".join(lines)))
     return out
+
+
+def write_report_inputs(run_dir: Path, result: ConditionResult, queries: QueryMap,
+                        image_pairs: int | None, size: int = 80) -> None:
+    """What ``report.html`` draws from besides predictions: ``report/pairs.json`` (question and
+    categories per pair) and JPEG thumbnails of the images shown, by digest, for the first
+    ``image_pairs`` pairs of the condition (``None``: all)."""
+    from PIL import Image
+
+    folder = run_dir / "report" / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs_file = run_dir / "report" / "pairs.json"
+    known = json.loads(pairs_file.read_text(encoding="utf-8")) if pairs_file.is_file() else {}
+    if any(p.pair_id not in known for p in result.pairs):
+        known.update({p.pair_id: {"question": p.question, "categories": [list(c) for c in
+                                                                          p.categories]}
+                      for p in result.pairs})
+        atomic_write(pairs_file, json.dumps(known, ensure_ascii=False) + "\n")
+    chosen = result.pairs if image_pairs is None else result.pairs[:image_pairs]
+    for pair in chosen:
+        for image in (1, 2):
+            q = queries[(pair.pair_id, image)]
+            path = folder / f"{q.image.digest[:16]}.jpg"
+            if not path.exists():
+                tile = thumbnail(q.image.pixels, size)
+                grey = bool((tile[..., 0] == tile[..., 1]).all() and (tile[..., 1] == tile[..., 2]).all())
+                tmp = path.with_suffix(".tmp")
+                Image.fromarray(tile[..., 0] if grey else tile).save(tmp, format="JPEG", quality=75)
+                tmp.replace(path)
 
 
 def count_usage(answers: Mapping[ChoiceKey, Answer], into: Counter) -> None:

@@ -39,7 +39,7 @@ from robustness.stats import bootstrap_cis, clustered
 from robustness.run_outputs import (AnswerMap, ConditionResult, QueryMap, answer_rows,
                                      atomic_write, backend_stats, count_usage, examples, jsonable,
                                      strict_json, tables, usage_summary, versions,
-                                     write_predictions)
+                                     write_predictions, write_report_inputs)
 from robustness.tracking.base import NullTracker, RunInfo, Tracker
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class RunSettings:
     progress: bool | None  # None: bars only on a terminal
     uncertainty: str = "clustered"  # clustered: pairs sharing an image resampled together
     answers_table_limit: int = 20000  # rows of the per-question W&B table (not a setting)
+    report_images: int = 16  # pairs per pixel-changing condition shown in report.html's browser
 
 
 @dataclass
@@ -312,14 +313,19 @@ class Runner:
                     clean = result
                     self.attacks.clean_answers = dict(result.answers)
                 write_predictions(self.run_dir, result, queries)
+                write_report_inputs(self.run_dir, result, queries,
+                                    None if probe is None else self.settings.report_images)
                 if self.attacks.handles(probe):
                     self.attacks.save(self.run_dir, probe, cond, queries, self._clean,
                                       self.benchmark)
                 out = self._condition_summary(probe, result, clean, queries)
                 conditions_out[cond.name] = out
                 self.tracker.log_condition(cond.name, out)
-                self.tracker.log_examples(cond.name, examples(result, queries,
-                                                              self.settings.examples))
+                if probe is not None and self._same_pixels_as_clean(queries):
+                    self.tracker.log_examples(cond.name, [], same_pixels_as="clean")
+                else:
+                    self.tracker.log_examples(cond.name, examples(result, queries,
+                                                                  self.settings.examples))
                 rows += answer_rows(result, queries)
                 failures.update(a.error for a in result.answers.values() if a.error)
                 count_usage(result.answers, usage)
@@ -352,6 +358,11 @@ class Runner:
         return summary
 
     # ----------------------------------------------------------------------------- outputs
+    def _same_pixels_as_clean(self, queries: QueryMap) -> bool:
+        """Whether a condition showed exactly the clean images (a text-only probe)."""
+        return all(key in self._clean and q.image.digest == self._clean[key].image.digest
+                   for key, q in queries.items())
+
     def _condition_summary(self, probe: Probe | None, result: ConditionResult,
                            clean: ConditionResult | None, queries: QueryMap) -> dict[str, Any]:
         report = result.report

@@ -45,3 +45,16 @@ def write_dataset(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The default experiment (reference model, phantom, default probes, W&B offline) on 16
+    pairs without saliency: the run folder, shared by the dashboard and report tests."""
+    from robustness.cli import main
+
+    tmp = tmp_path_factory.mktemp("default_run")
+    code = main([f"hydra.run.dir={tmp / 'run'}", f"cache.dir={tmp / 'cache'}", "dataset.pairs=16",
+                 "explain=none", "resamples=200", "progress=false"])
+    assert code == 0
+    return tmp / "run"

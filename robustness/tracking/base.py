@@ -59,8 +59,10 @@ class Tracker(ABC):
     def log_tables(self, tables: dict[str, Table]) -> None:
         """Named tables (per condition, per category, per question)."""
 
-    def log_examples(self, condition: str, examples: Sequence[ExampleImage]) -> None:
-        """Example (perturbed) pairs of one condition."""
+    def log_examples(self, condition: str, examples: Sequence[ExampleImage],
+                     same_pixels_as: str | None = None) -> None:
+        """Example (perturbed) pairs of one condition; ``same_pixels_as`` names the condition
+        whose pictures these would repeat (a text-only probe), and then ``examples`` is empty."""
 
     def log_summary(self, summary: dict[str, Any]) -> None:
         """The final summary (``summary.json``'s content)."""
@@ -98,9 +100,10 @@ class MultiTracker(Tracker):
         for t in self.trackers:
             t.log_tables(tables)
 
-    def log_examples(self, condition: str, examples: Sequence[ExampleImage]) -> None:
+    def log_examples(self, condition: str, examples: Sequence[ExampleImage],
+                     same_pixels_as: str | None = None) -> None:
         for t in self.trackers:
-            t.log_examples(condition, examples)
+            t.log_examples(condition, examples, same_pixels_as)
 
     def log_summary(self, summary: dict[str, Any]) -> None:
         for t in self.trackers:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from robustness.run_outputs import safe_name
 from robustness.tracking.base import ExampleImage, RunInfo, Tracker
 
 log = logging.getLogger(__name__)
@@ -155,12 +156,15 @@ def render_report(summary: dict[str, Any], examples: dict[str, str]) -> str:
     if examples:
         lines += ["## Example pairs", ""]
         for name, rel in examples.items():
-            lines += [f"**{name}**", "", f"![{name}]({rel})", ""]
+            if rel.startswith("same pixels as "):
+                lines += [f"**{name}**: {rel} (a text-only probe), not drawn again", ""]
+            else:
+                lines += [f"**{name}**", "", f"![{name}]({rel})", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 class LocalReport(Tracker):
-    """Writes ``report.md`` and ``examples/<condition>.png`` into the run folder."""
+    """Writes ``report.md``, ``report.html`` and ``examples/<condition>.png`` into the run folder."""
 
     def __init__(self) -> None:
         self.run_dir: Path | None = None
@@ -169,27 +173,38 @@ class LocalReport(Tracker):
     def start(self, run: RunInfo) -> None:
         self.run_dir = Path(run.run_dir)
 
-    def log_examples(self, condition: str, examples: Sequence[ExampleImage]) -> None:
-        if self.run_dir is None or not examples:
+    def log_examples(self, condition: str, examples: Sequence[ExampleImage],
+                     same_pixels_as: str | None = None) -> None:
+        if self.run_dir is None:
+            return
+        if same_pixels_as is not None:
+            self.examples[condition] = f"same pixels as {same_pixels_as}"
+            return
+        if not examples:
             return
         from PIL import Image
 
-        gap = np.full((8, examples[0].pixels.shape[1], 3), 255, dtype=np.uint8)
+        width = max(e.pixels.shape[1] for e in examples)
+        gap = np.full((8, width, 3), 255, dtype=np.uint8)
         stacked = []
         for e in examples:
             px = e.pixels if e.pixels.ndim == 3 else np.stack([e.pixels] * 3, axis=-1)
-            stacked += [px[:, : gap.shape[1]], gap]
+            pad = np.full((px.shape[0], width - px.shape[1], 3), 255, dtype=np.uint8)
+            stacked += [np.concatenate([px, pad], axis=1), gap]
         folder = self.run_dir / "examples"
         folder.mkdir(parents=True, exist_ok=True)
-        safe = "".join(ch if ch.isalnum() or ch in "._-@" else "_" for ch in condition)
-        Image.fromarray(np.concatenate(stacked[:-1], axis=0)).save(folder / f"{safe}.png")
-        self.examples[condition] = f"examples/{safe}.png"
+        Image.fromarray(np.concatenate(stacked[:-1], axis=0)).save(
+            folder / f"{safe_name(condition)}.png")
+        self.examples[condition] = f"examples/{safe_name(condition)}.png"
 
     def log_summary(self, summary: dict[str, Any]) -> None:
         if self.run_dir is None:
             return
+        from robustness.report.run_page import write_run_report
+
         (self.run_dir / "report.md").write_text(render_report(summary, self.examples),
                                                 encoding="utf-8")
+        write_run_report(self.run_dir)
 
     def finish(self, status: str = "ok") -> None:
         pass

@@ -1,7 +1,8 @@
 """After a sweep (``robustness -m ...``): one table comparing every job, printed and saved.
 
 A Hydra callback (``hydra.callbacks.sweep_summary`` in ``conf/config.yaml``) reads each job's
-``summary.json`` under the sweep folder and writes ``sweep_summary.md`` beside them, with the
+``summary.json`` under the sweep folder and writes ``sweep_summary.md`` (and the comparison page
+``sweep_summary.html``) beside them, with the
 clean metrics and every condition's set accuracy and shift, plus scalar probe metrics (e.g.
 option_swap's position bias), so models, modes and probes line up in one place. When jobs answer
 the same pairs with the same model in several modes (``experiment=paper_table``), it adds the
@@ -203,4 +204,17 @@ class SweepSummary(Callback):
             {"jobs": [job for job, _ in jobs], "agreement": agreement, "judge_audit": audit},
             indent=2) + "\n",
             encoding="utf-8")
+        write_sweep_page(sweep_dir)
         print(f"\n{text}\nsweep outputs: {sweep_dir}")
+
+
+def write_sweep_page(sweep_dir: Path) -> None:
+    """``sweep_summary.html``: the jobs compared as ``robustness report`` does (the first job
+    is the gate's baseline); jobs on different benchmarks get the markdown only, with a note."""
+    from robustness.errors import UserError
+    from robustness.report.compare import write_comparison
+
+    try:
+        write_comparison([sweep_dir], sweep_dir / "sweep_summary.html", markdown=False)
+    except UserError as err:
+        log.warning("sweep_summary.html not written: %s", err)

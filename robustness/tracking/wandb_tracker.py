@@ -17,6 +17,34 @@ log = logging.getLogger(__name__)
 MODES = ("offline", "online", "disabled")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def condition_summary_keys(name: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """A condition's W&B summary keys: ``<c>/<metric>``, ``<c>/shift/<metric>``,
+    ``<c>/ci/<metric>`` ([low, high]), ``<c>/probe/<metric>`` and ``<c>/param/<name>``."""
+    flat: dict[str, Any] = {}
+    for key, value in (metrics.get("overall") or {}).items():
+        if _number(value):
+            flat[f"{name}/{key}"] = value
+    for key, value in (metrics.get("shift") or {}).items():
+        if _number(value):
+            flat[f"{name}/shift/{key}"] = value
+        elif key.endswith("_ci") and isinstance(value, list):
+            flat[f"{name}/ci/shift_{key[:-3]}"] = value
+    for key, value in (metrics.get("ci") or {}).items():
+        if isinstance(value, list):
+            flat[f"{name}/ci/{key}"] = value
+    for key, value in (metrics.get("probe_metrics") or {}).items():
+        if _number(value):
+            flat[f"{name}/probe/{key}"] = value
+    for key, value in ((metrics.get("probe") or {}).get("params") or {}).items():
+        if _number(value):
+            flat[f"{name}/param/{key}"] = value
+    return flat
+
+
 class WandbTracker(Tracker):
     """Logs configs, per-condition summary metrics, tables and example images to W&B."""
 
@@ -55,12 +83,7 @@ class WandbTracker(Tracker):
     def log_condition(self, name: str, metrics: dict[str, Any]) -> None:
         if self.run is None:
             return
-        flat: dict[str, Any] = {}
-        for section in ("overall", "shift"):
-            for key, value in (metrics.get(section) or {}).items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    flat[f"{name}/{section}/{key}" if section == "shift" else f"{name}/{key}"] = value
-        self.run.summary.update(flat)
+        self.run.summary.update(condition_summary_keys(name, metrics))
 
     def log_tables(self, tables: dict[str, Table]) -> None:
         if self.run is None:
@@ -71,7 +94,8 @@ class WandbTracker(Tracker):
                    for name, t in tables.items()}
         self.run.log(payload)
 
-    def log_examples(self, condition: str, examples: Sequence[ExampleImage]) -> None:
+    def log_examples(self, condition: str, examples: Sequence[ExampleImage],
+                     same_pixels_as: str | None = None) -> None:
         if self.run is None or not examples:
             return
         import wandb
@@ -82,6 +106,12 @@ class WandbTracker(Tracker):
     def log_summary(self, summary: dict[str, Any]) -> None:
         if self.run is None:
             return
+        from robustness.tracking.wandb_charts import log_charts, log_curve_history
+        from robustness.tracking.wandb_lineage import log_lineage
+
+        log_curve_history(self.run, summary)
+        log_charts(self.run, summary)
+        log_lineage(self.run, summary)
         keep = {k: v for k, v in summary.items() if k not in ("conditions",)}
         self.run.summary.update({"run": keep})
 

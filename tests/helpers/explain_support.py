@@ -79,7 +79,8 @@ class RecordingTracker(Tracker):
     def start(self, run: Any) -> None:
         pass
 
-    def log_examples(self, condition: str, examples: Sequence[Any]) -> None:
+    def log_examples(self, condition: str, examples: Sequence[Any],
+                     same_pixels_as: str | None = None) -> None:
         self.examples[condition] = list(examples)
 
     def log_tables(self, tables: dict[str, Any]) -> None:

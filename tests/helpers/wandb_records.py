@@ -68,7 +68,8 @@ def run_facts(run_dir: str | Path, *, wait_s: float = 20.0) -> dict[str, Any]:
 def _read_facts(run_dir: str | Path) -> dict[str, Any]:
     files = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
     assert files, f"no offline W&B run in {run_dir}"
-    facts: dict[str, Any] = {"n_runs": len(files), "config": {}, "summary": {}, "exit_code": None}
+    facts: dict[str, Any] = {"n_runs": len(files), "config": {}, "summary": {}, "exit_code": None,
+                             "history": [], "metrics": [], "artifacts": []}
     for record in read_records(files[-1]):
         kind = record.WhichOneof("record_type")
         if kind == "run":
@@ -78,11 +79,29 @@ def _read_facts(run_dir: str | Path) -> dict[str, Any]:
                 facts["config"][item.key] = json.loads(item.value_json)
         elif kind == "config":
             for item in record.config.update:
-                facts["config"][item.key] = json.loads(item.value_json)
+                if item.nested_key:
+                    node = facts["config"]
+                    for part in item.nested_key[:-1]:
+                        node = node.setdefault(part, {})
+                    node[item.nested_key[-1]] = json.loads(item.value_json)
+                else:
+                    facts["config"][item.key] = json.loads(item.value_json)
         elif kind == "summary":
             for item in record.summary.update:
                 key = item.key or "/".join(item.nested_key)
                 facts["summary"][key] = json.loads(item.value_json)
+        elif kind == "history":
+            facts["history"].append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                                     for item in record.history.item})
+        elif kind == "metric":
+            facts["metrics"].append({"name": record.metric.name, "glob": record.metric.glob_name,
+                                     "step": record.metric.step_metric})
+        elif kind == "artifact":
+            facts["artifacts"].append({
+                "type": record.artifact.type, "name": record.artifact.name,
+                "used": record.artifact.use_after_commit,
+                "metadata": json.loads(record.artifact.metadata or "{}"),
+                "paths": [c.path for c in record.artifact.manifest.contents]})
         elif kind == "exit":
             facts["exit_code"] = record.exit.exit_code
     return facts
