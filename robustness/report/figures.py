@@ -57,7 +57,8 @@ def _interval(cond: Mapping[str, Any], metric: str) -> tuple[float | None, float
 
 
 def curves(summary: Mapping[str, Any], metric: str = "set_accuracy") -> list[Curve]:
-    """Every graded probe's curve of ``metric`` (with the clean condition at knob value 0)."""
+    """Every graded probe's curve of ``metric``, with the clean condition at knob value 0 unless
+    the probe ran a level 0 itself."""
     conditions = summary.get("conditions", {})
     clean = conditions.get("clean")
     grouped: dict[tuple[str, str], list[Point]] = {}
@@ -71,7 +72,7 @@ def curves(summary: Mapping[str, Any], metric: str = "set_accuracy") -> list[Cur
             Point(float(probe["params"][param]), cond["overall"][metric], lo, hi, name))
     out = []
     for (probe, param), points in grouped.items():
-        if clean is not None:
+        if clean is not None and all(p.x != 0 for p in points):  # a level 0 is its own point
             lo, hi = _interval(clean, metric)
             points.append(Point(0.0, clean["overall"][metric], lo, hi, "clean"))
         out.append(Curve(probe, param, metric, tuple(sorted(points, key=lambda p: p.x))))

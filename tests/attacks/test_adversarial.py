@@ -20,7 +20,7 @@ pytest.importorskip("torch")
 def attacked(tmp_path_factory) -> Path:
     """One GD run on 8 phantom pairs: PGD at 0, 2 and 8 grey levels, the confusion attack at 8."""
     tmp = tmp_path_factory.mktemp("attack")
-    code = main(["model=reference", "mode=gd", "dataset.pairs=8", "logger=none", "explain=none",
+    code = main(["model=reference", "mode=gd", "dataset.pairs=8", "logger=wandb", "explain=none",
                  "probe=[pgd,pgd_confusion]", "probe.pgd.eps=[0,2,8]", "probe.pgd.steps=5",
                  "probe.pgd_confusion.eps=[8]", "probe.pgd_confusion.steps=5",
                  f"cache.dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'run'}", "resamples=100"])
@@ -91,6 +91,24 @@ def test_saved_adversarial_images_lie_within_their_budget(attacked):
             assert src.digest == entry["source_sha256"]
             delta = adv.pixels.astype(int) - src.pixels.astype(int)
             assert np.abs(delta).max() <= eps
+
+
+def test_attack_runs_log_adversarial_sets_and_budget_curves(attacked):
+    from tests.helpers.wandb_records import run_facts
+
+    facts = run_facts(attacked)
+    sets = {a["metadata"]["condition"]: a for a in facts["artifacts"]
+            if a["type"] == "adversarial-set"}
+    assert set(sets) == {"pgd@0", "pgd@2", "pgd@8", "pgd_confusion@8"}
+    assert not sets["pgd@8"]["used"] and "manifest.json" in sets["pgd@8"]["paths"]
+    assert sum(p.endswith(".png") for p in sets["pgd@8"]["paths"]) == 16
+    rows = [r for r in facts["history"] if "curve/pgd/eps" in r]
+    assert [r["curve/pgd/eps"] for r in rows] == [0, 2, 8]
+    rates = summary(attacked)["conditions"]
+    assert rows[2]["curve/pgd/attack_success_rate"] == \
+        rates["pgd@8"]["probe_metrics"]["attack_success_rate"]
+    html = (attacked / "report.html").read_text()
+    assert "<h2>Attacks</h2>" in html and "pgd: attack success" in html
 
 
 def test_attacks_refuse_what_cannot_work_before_any_work(tmp_path, capsys):

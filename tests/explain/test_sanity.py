@@ -13,7 +13,6 @@ from explain.sanity import (MIN_POINTING_IMAGES, model_free_map, pointing_summar
 from robustness.errors import ConfigError
 from robustness.models.hf import HFAdapter
 from robustness.modes import mode_from_config
-from robustness.testing.tiny_models import make_queries
 
 CASCADE = {"decoder": ["language_model", "lm_head"], "projector": ["multi_modal_projector"],
            "vision_tower": ["vision_tower"]}
