@@ -15,7 +15,7 @@ STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1180px;padding:16px;color:#111}
 h1{font-size:20px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0}
-td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}td:last-child{white-space:normal}td:first-child,th:first-child{text-align:left}
 th{background:#f6f6f6}.muted{color:#666}.grid{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 .card{border:1px solid #ddd;border-radius:6px;padding:6px}figure{margin:0}figcaption{font-size:12px;max-width:420px}
 .q{border-bottom:1px solid #eee;padding:6px 0;display:flex;gap:10px}.q img{width:80px;height:80px}
