@@ -134,6 +134,13 @@ ANSWER_COLUMNS = ("condition", "pair_id", "image", "question", "option_A_shown",
                   "error")
 
 
+PARAM_COLUMNS = ("severity", "eps", "weight")  # a graded probe's knob, numeric for charts
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def tables(summary: dict[str, Any], answers: list[tuple[Any, ...]],
            limit: int = 20000) -> dict[str, Table]:
     """The per-condition, per-category and per-question tables."""
@@ -141,7 +148,10 @@ def tables(summary: dict[str, Any], answers: list[tuple[Any, ...]],
     for name, cond in summary["conditions"].items():
         s = cond.get("shift") or {}
         ci = s.get("set_accuracy_ci") or [None, None]
-        cond_rows.append([name, cond["probe"]["name"], json.dumps(cond["probe"]["params"])]
+        params = cond["probe"]["params"]
+        cond_rows.append([name, cond["probe"]["name"], json.dumps(params)]
+                         + [params.get(p) if _numeric(params.get(p)) else None
+                            for p in PARAM_COLUMNS]
                          + [cond["overall"][c] for c in METRIC_COLUMNS]
                          + [s.get(c) for c in SHIFT_COLUMNS] + list(ci))
         for cat, m in cond["per_category"].items():
@@ -149,7 +159,8 @@ def tables(summary: dict[str, Any], answers: list[tuple[Any, ...]],
             cat_rows.append([name, cat] + [m[c] for c in METRIC_COLUMNS]
                             + [cs.get(c) for c in SHIFT_COLUMNS])
     return {
-        "conditions": Table.of(["condition", "probe", "params", *METRIC_COLUMNS, *SHIFT_NAMES,
+        "conditions": Table.of(["condition", "probe", "params", *PARAM_COLUMNS, *METRIC_COLUMNS,
+                                *SHIFT_NAMES,
                                 "ci_low", "ci_high"], cond_rows),
         "per_category": Table.of(["condition", "category", *METRIC_COLUMNS, *SHIFT_NAMES],
                                  cat_rows),

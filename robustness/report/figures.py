@@ -65,14 +65,15 @@ def curves(summary: Mapping[str, Any], metric: str = "set_accuracy") -> list[Cur
     for name, cond in conditions.items():
         probe = cond.get("probe") or {}
         param = curve_param(probe.get("params") or {})
-        if param is None or name == "clean":
+        if param is None or name == "clean" or cond["overall"].get(metric) is None:
             continue
         lo, hi = _interval(cond, metric)
         grouped.setdefault((probe.get("name") or name, param), []).append(
             Point(float(probe["params"][param]), cond["overall"][metric], lo, hi, name))
     out = []
     for (probe, param), points in grouped.items():
-        if clean is not None and all(p.x != 0 for p in points):  # a level 0 is its own point
+        if clean is not None and clean["overall"].get(metric) is not None and \
+                all(p.x != 0 for p in points):  # a level 0 is its own point
             lo, hi = _interval(clean, metric)
             points.append(Point(0.0, clean["overall"][metric], lo, hi, "clean"))
         out.append(Curve(probe, param, metric, tuple(sorted(points, key=lambda p: p.x))))
@@ -111,7 +112,8 @@ def position_bias(summary: Mapping[str, Any]) -> list[Bar]:
     bars = []
     for name, cond in summary.get("conditions", {}).items():
         metrics = cond.get("probe_metrics") or {}
-        if "position_bias_clean" in metrics and "position_bias_swapped" in metrics:
+        if metrics.get("position_bias_clean") is not None and \
+                metrics.get("position_bias_swapped") is not None:
             bars.append(Bar(f"{name}: clean", metrics["position_bias_clean"], None, None))
             bars.append(Bar(f"{name}: swapped", metrics["position_bias_swapped"], None, None))
     return bars

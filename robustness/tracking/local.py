@@ -204,7 +204,11 @@ class LocalReport(Tracker):
 
         (self.run_dir / "report.md").write_text(render_report(summary, self.examples),
                                                 encoding="utf-8")
-        write_run_report(self.run_dir)
+        try:
+            write_run_report(self.run_dir)
+        except Exception as err:  # noqa: BLE001 - the results are written; a page must not fail the run
+            log.warning("report.html not written (%s: %s); rebuild it with "
+                        "robustness.report.write_run_report", type(err).__name__, err)
 
     def finish(self, status: str = "ok") -> None:
         pass
