@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's placements
+ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 # PS scoring path: "auto" = KV cache where the family is verified for it, else whole sequences
 SCORE_PATHS = ("auto", "prefix_cache", "sequences")
 SPACE_MARKERS = ("▁", "Ġ")  # sentencepiece and byte-level BPE spellings of a leading space
@@ -152,13 +154,23 @@ def _load(adapter: "HFAdapter") -> LoadedModel:
             "'llava_mistral'), which transformers cannot load; use a checkpoint converted to the "
             "transformers 'llava' format")
     auto_cls = getattr(transformers, family.auto_model)
+    placement: dict[str, Any] = {}
+    if adapter.device_map is not None:
+        placement["device_map"] = adapter.device_map
+    if adapter.attn_implementation is not None:
+        placement["attn_implementation"] = adapter.attn_implementation
     try:
         processor = AutoProcessor.from_pretrained(source, **common, **adapter.processor_kwargs)
-        model = auto_cls.from_pretrained(source, dtype=torch_dtype, **common,
+        model = auto_cls.from_pretrained(source, dtype=torch_dtype, **common, **placement,
                                          **dict(family.extra_load_kwargs))
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, ImportError) as err:
         raise ConfigError(f"model {adapter.model_id}: cannot load ({_one_line(err)})") from None
-    model.to(device)
+    if adapter.device_map is None:
+        model.to(device)
+    else:  # accelerate placed the layers; inputs go where the embeddings are
+        device = str(model.get_input_embeddings().weight.device)
+        log.info("model %s sharded over %s", adapter.model_id,
+                 sorted({str(d) for d in getattr(model, "hf_device_map", {}).values()}))
     model.eval()
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"
@@ -199,6 +211,68 @@ def split_continuation(tokenizer, prompt_text: str, answer: str) -> tuple[list[i
     return b[common:], len(a) - common
 
 
+def check_placement(device_map: Any, attn_implementation: Any) -> None:
+    """``model.device_map`` and ``model.attn_implementation``, checked before any work."""
+    import importlib.util
+
+    if device_map is not None:
+        if not (device_map in DEVICE_MAPS or isinstance(device_map, Mapping)):
+            raise ConfigError(f"model.device_map: {device_map!r} is not one of "
+                              f"{', '.join(DEVICE_MAPS)} or a module-to-device mapping")
+        if importlib.util.find_spec("accelerate") is None:
+            raise ConfigError("model.device_map needs accelerate: pip install accelerate")
+    if attn_implementation is not None:
+        if attn_implementation not in ATTENTION:
+            raise ConfigError(f"model.attn_implementation: {attn_implementation!r} is not one of "
+                              f"{', '.join(ATTENTION)}")
+        package = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_3"}.get(
+            attn_implementation)
+        if package and importlib.util.find_spec(package) is None:
+            raise ConfigError(f"model.attn_implementation={attn_implementation} needs the "
+                              f"{package} package (a CUDA build): pip install {package.replace('_', '-')}")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is the accelerator running out of memory."""
+    import torch
+
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def release_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def left_aligned(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The processor's per-token tensors with all padding moved to the left. BLIP-2 and
+    InstructBLIP processors pad the text *after* prepending their image tokens, leaving padding
+    between image and text; with position ids counted over the whole row, a request's answer
+    would then depend on its batch neighbours. A stable sort keeps every row's token order."""
+    import torch
+
+    mask = inputs.get("attention_mask")
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+        return inputs
+    ones = mask.bool()
+    inner = ones[:, :-1] & ~ones[:, 1:]  # an attended token followed by padding
+    if not bool(inner.any()):
+        return inputs
+    order = torch.argsort(ones.to(torch.int8), dim=1, stable=True)
+    out = dict(inputs)
+    for name, tensor in inputs.items():
+        if isinstance(tensor, torch.Tensor) and tensor.dim() >= 2 and \
+                tensor.shape[:2] == mask.shape:
+            index = order.view(*order.shape, *([1] * (tensor.dim() - 2))).expand_as(tensor)
+            out[name] = torch.gather(tensor, 1, index)
+    return out
+
+
 class HFAdapter(WhiteBoxAdapter):
     """A Hugging Face vision-language model answering whole lists of requests in batches.
 
@@ -213,7 +287,8 @@ class HFAdapter(WhiteBoxAdapter):
                  device: str = "auto", batch_size: int = 8, local_files_only: bool = False,
                  trust_remote_code: bool = False, family: str | None = None,
                  processor_kwargs: Mapping[str, Any] | None = None, name: str | None = None,
-                 max_images: int | None = None, score_with: str = "auto") -> None:
+                 max_images: int | None = None, score_with: str = "auto",
+                 device_map: str | None = None, attn_implementation: str | None = None) -> None:
         model_id = str(model_id) if isinstance(model_id, Path) else model_id
         if not model_id or not isinstance(model_id, str):
             raise ConfigError("model.model_id: a hub id or local path is required")
@@ -229,6 +304,11 @@ class HFAdapter(WhiteBoxAdapter):
         if family is not None and family not in known_family_names():
             raise ConfigError(f"model.family: unknown family {family!r} "
                               f"(known: {', '.join(known_family_names())})")
+        check_placement(device_map, attn_implementation)
+        self.device_map = device_map
+        self.attn_implementation = attn_implementation
+        self.peak_memory_bytes = 0  # the most GPU memory one batch took (CUDA only)
+        self.oom_splits = 0  # batches halved after running out of GPU memory
         self._model_id = model_id
         self.revision = revision
         self.dtype = dtype
@@ -277,7 +357,8 @@ class HFAdapter(WhiteBoxAdapter):
 
     def load_key(self) -> tuple:
         return (self.source, self.revision, self.dtype, resolve_device(self.device),
-                self.trust_remote_code, self.family,
+                self.trust_remote_code, self.family, str(self.device_map),
+                self.attn_implementation,
                 tuple(sorted((k, repr(v)) for k, v in self.processor_kwargs.items())))
 
     def identity(self) -> dict[str, Any]:
@@ -293,6 +374,8 @@ class HFAdapter(WhiteBoxAdapter):
                                  "family": self.family or "auto"}
         if self.processor_kwargs:
             ident["processor_kwargs"] = dict(sorted(self.processor_kwargs.items()))
+        if self.attn_implementation:  # kernels round differently; answers may differ slightly
+            ident["attn_implementation"] = self.attn_implementation
         if self.local_dir() is not None:
             ident["weights"] = self.weights_fingerprint()
         return ident
@@ -464,31 +547,75 @@ class HFAdapter(WhiteBoxAdapter):
     def _run_batches(self, n: int, batches: list[list[int]],
                      run: Callable[[list[int]], list[R]],
                      fail: Callable[[BaseException], R]) -> list[R]:
-        """Run each batch; a failing batch is retried one request at a time so one bad request
-        cannot sink its neighbours. Results are returned in request order."""
+        """Run each batch; a batch that runs out of GPU memory is split in half (and again),
+        and any other failing batch is retried one request at a time, so one bad request cannot
+        sink its neighbours. Results are returned in request order."""
         results: list[R | None] = [None] * n
         for batch in batches:
-            try:
-                outs = run(batch)
-            except ConfigError:
-                raise
-            except Exception as err:  # noqa: BLE001 - recorded per request, never silent
-                if len(batch) == 1:
-                    log.warning("request failed: %s", _one_line(err))
-                    outs = [fail(err)]
-                else:
-                    outs = []
-                    for i in batch:
-                        try:
-                            outs.extend(run([i]))
-                        except ConfigError:
-                            raise
-                        except Exception as single_err:  # noqa: BLE001
-                            log.warning("request failed: %s", _one_line(single_err))
-                            outs.append(fail(single_err))
-            for i, out in zip(batch, outs):
+            for i, out in zip(batch, self._run_one_batch(batch, run, fail)):
                 results[i] = out
         return results  # type: ignore[return-value]
+
+    def _run_one_batch(self, batch: list[int], run: Callable[[list[int]], list[R]],
+                       fail: Callable[[BaseException], R]) -> list[R]:
+        try:
+            return self._measured(run, batch)
+        except ConfigError:
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded per request, never silent
+            if is_out_of_memory(err) and len(batch) > 1:
+                self.oom_splits += 1
+                half = len(batch) // 2
+                log.warning("a batch of %d ran out of GPU memory; retrying as %d + %d",
+                            len(batch), half, len(batch) - half)
+                release_memory()
+                return (self._run_one_batch(batch[:half], run, fail)
+                        + self._run_one_batch(batch[half:], run, fail))
+            if len(batch) == 1:
+                log.warning("request failed: %s", _one_line(err))
+                return [fail(err)]
+            outs: list[R] = []
+            for i in batch:
+                try:
+                    outs.extend(self._measured(run, [i]))
+                except ConfigError:
+                    raise
+                except Exception as single_err:  # noqa: BLE001
+                    log.warning("request failed: %s", _one_line(single_err))
+                    outs.append(fail(single_err))
+            return outs
+
+    def _measured(self, run: Callable[[list[int]], list[R]], batch: list[int]) -> list[R]:
+        """``run(batch)``, recording the batch's peak GPU memory (on CUDA)."""
+        import torch
+
+        cuda = torch.cuda.is_available() and self._loaded is not None and \
+            self._loaded.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(self._loaded.device)
+        outs = run(batch)
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(self._loaded.device)
+            self.peak_memory_bytes = max(self.peak_memory_bytes, peak)
+            log.debug("batch of %d: peak GPU memory %.0f MiB", len(batch), peak / 2 ** 20)
+        return outs
+
+    def stats(self) -> dict[str, Any] | None:
+        """Resolved dtype and placement, the peak GPU memory of a batch and OOM splits."""
+        if self._loaded is None:
+            return None
+        model = self._loaded.model
+        out: dict[str, Any] = {"dtype": str(model.dtype).removeprefix("torch."),
+                               "device": str(self._loaded.device),
+                               "attn_implementation": getattr(model.config,
+                                                              "_attn_implementation", None)}
+        if self.device_map is not None:
+            out["device_map"] = sorted({str(d) for d in
+                                        getattr(model, "hf_device_map", {}).values()})
+        if self._loaded.device.type == "cuda":
+            out["peak_gpu_memory_mib"] = round(self.peak_memory_bytes / 2 ** 20, 1)
+        out["oom_splits"] = self.oom_splits
+        return out
 
     def encode(self, texts: list[str], images: list[tuple[Any, ...]]) -> dict[str, Any]:
         """Model inputs for prompt ``texts`` (from :meth:`render`) and their images: the
@@ -502,7 +629,7 @@ class HFAdapter(WhiteBoxAdapter):
         if any(pil):
             kwargs["images"] = pil
         inputs = loaded.processor(**kwargs)
-        return self._to_device(dict(inputs))
+        return self._to_device(left_aligned(dict(inputs)))
 
     def _to_device(self, inputs: dict[str, Any]) -> dict[str, Any]:
         import torch
@@ -715,6 +842,10 @@ class HFAdapter(WhiteBoxAdapter):
     def _loglikelihood_batch(self, requests: list[LoglikelihoodRequest],
                              plans: list["_ScorePlan"]) -> list[LoglikelihoodResult]:
         start = time.perf_counter()
+        if self.score_with == "prefix_cache" and self.spec.prefix_cache_unsupported:
+            raise ConfigError(f"model {self._model_id}: score_with=prefix_cache: the "
+                              f"{self.spec.name} family cannot: "
+                              f"{self.spec.prefix_cache_unsupported}")
         use_cache = (self.score_with == "prefix_cache"
                      or (self.score_with == "auto" and self.spec.prefix_cache))
         if use_cache and all(p.shared for p in plans):
@@ -783,17 +914,18 @@ class HFAdapter(WhiteBoxAdapter):
         inputs = self.encode([plans[q].prefixes[j] for q, j in rows],
                               [requests[q].prompt.images for q, _ in rows])
         mask = inputs["attention_mask"]
-        seq_len = mask.shape[1]
         new_rows: list[dict[str, Any]] = []
         for r, (q, j) in enumerate(rows):
-            real = int(mask[r].sum())
-            keep = real - plans[q].trims[j]
+            # the attended positions, wherever the padding is (BLIP-2's processor pads between
+            # its image tokens and the text)
+            attended = mask[r].nonzero().squeeze(-1)
+            keep = int(attended.shape[0]) - plans[q].trims[j]
             cont = torch.tensor(plans[q].cont_ids[j], device=loaded.device)
             row: dict[str, Any] = {}
             for name, tensor in inputs.items():
                 if tensor.dim() < 2 or tensor.shape[:2] != mask.shape:
                     continue
-                body = tensor[r, seq_len - real: seq_len - real + keep]
+                body = tensor[r, attended[:keep]]
                 row[name] = torch.cat([body, self._continuation_values(name, body, cont)])
             new_rows.append(row)
         width = max(int(row["input_ids"].shape[0]) for row in new_rows)

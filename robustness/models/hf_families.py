@@ -35,6 +35,7 @@ class FamilySpec:
     processor_text_suffix: str = ""  # text the processor itself appends after the prompt
     max_images: int | None = None  # images one prompt may carry (None: no limit)
     prefix_cache: bool = False  # PS: score options from the prompt's KV cache (verified families)
+    prefix_cache_unsupported: str = ""  # why the KV-cache path cannot work here (refused if asked)
     continuation_positions: PositionHook | None = None  # explicit positions after a cached prefix
     continuation_token_type: int = 0  # token_type_ids value for appended answer tokens
     auto_model: str = "AutoModelForImageTextToText"  # transformers auto class that loads it
@@ -78,6 +79,8 @@ def _molmo_generate(model: Any, inputs: dict, config: Any, tokenizer: Any) -> An
 
 
 GENERIC = FamilySpec(name="generic")
+_QFORMER = ("its forward pass takes no key/value cache for text after the Q-Former's image "
+            "tokens; use model.score_with=sequences (or auto)")
 
 FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec(name="llava", model_types=("llava",), prefix_cache=True),
@@ -89,16 +92,21 @@ FAMILIES: tuple[FamilySpec, ...] = (
     # after the prefix; the prefix attends bidirectionally and answer tokens carry type 1.
     FamilySpec(name="paligemma", model_types=("paligemma",), chat_template=False, plain_prompts=True,
                plain_image_token="<image>", answer_joiner="", processor_text_suffix="\n",
-               continuation_token_type=1),
+               continuation_token_type=1, prefix_cache=True),
     # BLIP-2 / InstructBLIP: plain "Question: ... Answer:" prompts, one image, query tokens
     # inserted by the processor.
     FamilySpec(name="blip2", model_types=("blip-2",), chat_template=False, plain_prompts=True,
-               max_images=1),
+               max_images=1, prefix_cache_unsupported=_QFORMER),
     FamilySpec(name="instructblip", model_types=("instructblip",), chat_template=False,
-               plain_prompts=True, max_images=1),
-    # Llama-3.2-Vision: cross-attention to the image; answers are scored as whole sequences.
+               plain_prompts=True, max_images=1, prefix_cache_unsupported=_QFORMER),
+    # Llama-3.2-Vision: cross-attention to the image; answers are scored as whole sequences
+    # (continuations after a cached prefix lose the image: tests/robustness/models/
+    # test_families.py found the scores differ).
     FamilySpec(name="mllama", model_types=("mllama",)),
-    FamilySpec(name="gemma3", model_types=("gemma3",)),  # MedGemma
+    FamilySpec(name="gemma3", model_types=("gemma3",), prefix_cache=True),  # MedGemma
+    FamilySpec(name="llava_onevision", model_types=("llava_onevision",), prefix_cache=True),
+    FamilySpec(name="internvl", model_types=("internvl",), prefix_cache=True),
+    FamilySpec(name="janus", model_types=("janus",), prefix_cache=True),  # Janus-Pro
     # Molmo (remote code, the paper's Molmo-7B-D): a causal LM with the repository's own
     # processor API; prompts are plain text (the processor adds "User: ... Assistant:").
     FamilySpec(name="molmo", model_types=("molmo",), auto_model="AutoModelForCausalLM",

@@ -118,9 +118,10 @@ def metric_rows(runs: Sequence[Run]) -> list[list[Any]]:
             if cond is None:
                 continue
             m, ci, s = cond["overall"], cond.get("ci") or {}, cond.get("shift") or {}
-            rows.append([name, run.label, m["set_accuracy"], ci.get("set_accuracy"),
-                         m["confusion"], ci.get("confusion"), s.get("set_accuracy"),
-                         s.get("set_accuracy_ci"), m["individual_accuracy"], m["invalid_rate"]])
+            rows.append([name, run.label, m.get("set_accuracy"), ci.get("set_accuracy"),
+                         m.get("confusion"), ci.get("confusion"), s.get("set_accuracy"),
+                         s.get("set_accuracy_ci"), m.get("individual_accuracy"),
+                         m.get("invalid_rate")])
     return rows
 
 

@@ -218,3 +218,6 @@ def write_sweep_page(sweep_dir: Path) -> None:
         write_comparison([sweep_dir], sweep_dir / "sweep_summary.html", markdown=False)
     except UserError as err:
         log.warning("sweep_summary.html not written: %s", err)
+    except Exception as err:  # noqa: BLE001 - the jobs' results stand; a page must not fail them
+        log.warning("sweep_summary.html not written (%s: %s); `robustness report %s --out "
+                    "FILE.html` draws it", type(err).__name__, err, sweep_dir)

@@ -47,3 +47,28 @@ def tiny_model(request, tiny_dir) -> Path:
     """Each tiny family in turn (built on first use)."""
     return request.getfixturevalue({"llava": "tiny_llava", "qwen2_vl": "tiny_qwen",
                                     "idefics3": "tiny_idefics3"}[request.param])
+
+
+FAMILIES = ("llava", "llava_next", "llava_onevision", "qwen2_vl", "qwen2_5_vl", "idefics3",
+            "smolvlm", "gemma3", "paligemma", "internvl", "janus", "blip2", "instructblip",
+            "mllama")
+
+
+SHARED_FIXTURES = {"llava": "tiny_llava", "qwen2_vl": "tiny_qwen", "idefics3": "tiny_idefics3"}
+
+
+@pytest.fixture(scope="session")
+def build_family(tiny_dir, request):
+    """Build (once per session) and return the tiny checkpoint of a family by name."""
+    from robustness.testing.tiny_families import all_builders
+
+    built: dict[str, Path] = {}
+
+    def _build(name: str) -> Path:
+        if name not in built:
+            built[name] = (request.getfixturevalue(SHARED_FIXTURES[name])
+                           if name in SHARED_FIXTURES
+                           else all_builders()[name](tiny_dir / f"family_{name}"))
+        return built[name]
+
+    return _build

@@ -17,6 +17,7 @@ import os
 from typing import Any, Sequence
 
 from robustness.errors import ConfigError
+from robustness.validate import strict_bool
 from robustness.models.api.base import (GENERATE, LOGLIKELIHOOD, NEXT_TOKEN, ApiAdapter,
                                         ContinuationRequest, Prepared, parse_guard)
 from robustness.models.api.failures import (CONTENT_FILTER, MALFORMED, REFUSAL, ApiFailure,
@@ -74,7 +75,8 @@ class OpenAIAdapter(ApiAdapter):
 
     def __init__(self, name: str, *, logprobs: bool | None = None, top_logprobs: int = 20,
                  image_detail: str | None = None, max_tokens_param: str | None = None,
-                 send_seed: bool = True, **common: Any) -> None:
+                 send_seed: bool = True, send_temperature: bool = True,
+                 reasoning_tokens: int = 0, **common: Any) -> None:
         super().__init__(name, **common)
         self.logprobs = self.default_logprobs if logprobs is None else bool(logprobs)
         self.top_logprobs = int(top_logprobs)
@@ -88,7 +90,15 @@ class OpenAIAdapter(ApiAdapter):
         if self.max_tokens_param not in _MAX_TOKENS_PARAMS:
             raise ConfigError(f"model {self.name}: max_tokens_param must be one of "
                               f"{', '.join(_MAX_TOKENS_PARAMS)}")
-        self.send_seed = bool(send_seed)
+        self.send_seed = strict_bool("model.send_seed", send_seed)
+        # reasoning models (o1, o3, …) reject temperature and spend hidden reasoning tokens from
+        # the completion budget: add ``reasoning_tokens`` to each request's max_new_tokens
+        self.send_temperature = strict_bool("model.send_temperature", send_temperature)
+        if not isinstance(reasoning_tokens, int) or isinstance(reasoning_tokens, bool) or \
+                reasoning_tokens < 0:
+            raise ConfigError(f"model {self.name}: reasoning_tokens must be a whole number ≥ 0, "
+                              f"got {reasoning_tokens!r}")
+        self.reasoning_tokens = reasoning_tokens
         caps = {Capability.GENERATE}
         if self.logprobs:
             caps.add(Capability.NEXT_TOKEN_SCORES)
@@ -98,8 +108,12 @@ class OpenAIAdapter(ApiAdapter):
         return set()
 
     def _identity_extra(self) -> dict[str, Any]:
-        return {"image_detail": self.image_detail, "top_logprobs": self.top_logprobs,
-                "send_seed": self.send_seed}
+        extra = {"image_detail": self.image_detail, "top_logprobs": self.top_logprobs,
+                 "send_seed": self.send_seed}
+        if not self.send_temperature or self.reasoning_tokens:  # only where set: old keys hold
+            extra.update(send_temperature=self.send_temperature,
+                         reasoning_tokens=self.reasoning_tokens)
+        return extra
 
     def _make_client(self) -> Any:
         import openai
@@ -120,14 +134,16 @@ class OpenAIAdapter(ApiAdapter):
         messages = chat_messages(prompt, self.encode_images(prompt), self.image_detail)
         if kind == GENERATE:
             s = request.settings
-            fields: dict[str, Any] = {"temperature": s.temperature,
-                                      self.max_tokens_param: s.max_new_tokens}
+            fields: dict[str, Any] = {self.max_tokens_param:
+                                      s.max_new_tokens + self.reasoning_tokens}
+            if self.send_temperature:
+                fields["temperature"] = s.temperature
             if s.top_p is not None:
                 fields["top_p"] = s.top_p
             if self.send_seed:
                 fields["seed"] = s.seed
             return Prepared(self._payload(messages, **fields),
-                            self.estimate_tokens(prompt, s.max_new_tokens))
+                            self.estimate_tokens(prompt, s.max_new_tokens + self.reasoning_tokens))
         if kind == NEXT_TOKEN:
             fields = {"temperature": 0.0, self.max_tokens_param: 1, "logprobs": True,
                       "top_logprobs": self.top_logprobs}
