@@ -169,8 +169,8 @@ def _load(adapter: "HFAdapter") -> LoadedModel:
         model.to(device)
     else:  # accelerate placed the layers; inputs go where the embeddings are
         device = str(model.get_input_embeddings().weight.device)
-        log.info("model %s sharded over %s", adapter.model_id,
-                 sorted({str(d) for d in getattr(model, "hf_device_map", {}).values()}))
+        log.info("model %s placed on %s", adapter.model_id,
+                 sorted({str(p.device) for p in model.parameters()}))
     model.eval()
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"
@@ -609,9 +609,8 @@ class HFAdapter(WhiteBoxAdapter):
                                "device": str(self._loaded.device),
                                "attn_implementation": getattr(model.config,
                                                               "_attn_implementation", None)}
-        if self.device_map is not None:
-            out["device_map"] = sorted({str(d) for d in
-                                        getattr(model, "hf_device_map", {}).values()})
+        if self.device_map is not None:  # where the parameters ended up
+            out["device_map"] = sorted({str(p.device) for p in model.parameters()})
         if self._loaded.device.type == "cuda":
             out["peak_gpu_memory_mib"] = round(self.peak_memory_bytes / 2 ** 20, 1)
         out["oom_splits"] = self.oom_splits

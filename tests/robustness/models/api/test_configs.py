@@ -22,7 +22,12 @@ API_PRESETS = {  # preset -> (URL override, capabilities it must declare)
     "openai_compatible": ("base_url", {"generate"}),
     "vllm": ("base_url", {"generate", "next_token_scores", "loglikelihood"}),
     "ollama": ("base_url", {"generate"}),
+    # the current leaderboard's models (AIF4S/MediConfusion)
+    "o1": ("base_url", {"generate"}),
+    "gemini_2_0_pro": ("base_url", {"generate"}),
+    "deepseek_vl2": ("base_url", {"generate", "next_token_scores", "loglikelihood"}),
 }
+NATIVE_URL = ("azure_openai", "claude", "gemini", "gemini_2_0_pro")  # not OpenAI-style paths
 
 
 @pytest.fixture
@@ -41,7 +46,7 @@ def compose_preset(name: str, overrides: list[str]):
 def test_preset_instantiates_and_answers(preset, keys):
     url_key, capabilities = API_PRESETS[preset]
     with fake_api_server() as server:
-        url = server.base_url if preset in ("azure_openai", "claude", "gemini") else server.openai_base_url
+        url = server.base_url if preset in NATIVE_URL else server.openai_base_url
         overrides = [f"{url_key}={url}", "max_retries=0", "timeout_s=5"]
         if preset == "openai_compatible":
             overrides.append("name=my-served-model")
@@ -97,3 +102,24 @@ def test_a_preset_without_its_sdk_names_the_extra(monkeypatch, tmp_path, capsys)
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'mediconfusion-robustness[api]'" in err[0]
+
+
+def test_o1_sends_no_sampling_settings_and_budgets_its_reasoning(keys):
+    """Reasoning models reject temperature and seed, and spend hidden tokens from the
+    completion budget: the request carries neither, and max_completion_tokens = the mode's
+    max_new_tokens + reasoning_tokens."""
+    with fake_api_server() as server:
+        cfg = compose_preset("o1", [f"base_url={server.openai_base_url}", "max_retries=0",
+                                    "timeout_s=5"])
+        adapter = instantiate(cfg)
+        try:
+            [result] = adapter.generate([GenerateRequest(mc_prompt(0),
+                                                         GenerationSettings(max_new_tokens=32))])
+        finally:
+            adapter.close()
+    assert result.error is None
+    body = server.seen[0].body
+    assert "temperature" not in body and "seed" not in body and "logprobs" not in body
+    assert body["max_completion_tokens"] == 32 + 8192
+    assert body["reasoning_effort"] == "medium" and body["model"] == "o1-2024-12-17"
+    assert adapter.identity()["send_temperature"] is False
