@@ -9,7 +9,8 @@ from robustness.errors import UserError
 DATA_COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("robustness.commands.data_download", "fetch MediConfusion annotations and images"),
     "phantom": ("robustness.commands.data_phantom", "generate the synthetic phantom benchmark"),
-    "preview": ("robustness.commands.data_preview", "draw a contact sheet of a benchmark folder"),
+    "preview": ("robustness.commands.data_preview", "draw a contact sheet of any benchmark"),
+    "check": ("robustness.commands.data_check", "validate a benchmark without running a model"),
 }
 
 

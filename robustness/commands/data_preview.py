@@ -15,8 +15,9 @@ def build_parser() -> OneLineArgumentParser:
         prog="robustness data preview",
         description="Draw a contact sheet (PNG) of the pairs in a benchmark folder: both images "
                     "with mask outlines, question, options and correct answers.")
-    parser.add_argument("folder", metavar="DIR", help="benchmark folder (with dataset.json and images/) "
-                                                      "or a dataset.json path")
+    parser.add_argument("folder", metavar="PATH", help="benchmark folder (with dataset.json and "
+                                                       "images/), a dataset.json path, or a table "
+                                                       "of pairs (.csv, .tsv, .jsonl, .json)")
     parser.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write")
     parser.add_argument("--pairs", type=int, default=8, help="number of pairs, from the first (default 8)")
     parser.add_argument("--ids", metavar="LIST", help="comma-separated pair ids to show instead")
@@ -34,11 +35,17 @@ def main(argv: list[str]) -> int:
     if not 6 <= args.font_size <= 64:
         raise UserError(f"--font-size: must be in [6, 64], got {args.font_size}")
     source = Path(args.folder)
-    annotations = source if source.suffix == ".json" else source / "dataset.json"
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: --out must name a .png file")
-    benchmark = load_benchmark(annotations, require_images=True)
+    annotations = source if source.name == "dataset.json" else source / "dataset.json"
+    if annotations.is_file():
+        benchmark = load_benchmark(annotations, require_images=True)
+    else:  # a table of the user's own pairs (DICOM and 16-bit images converted as in a run)
+        from robustness.data.user_pairs import PairsSource
+
+        benchmark = PairsSource(source).load()
+        annotations = benchmark.source or source
     if args.ids:
         wanted = [i.strip() for i in args.ids.split(",") if i.strip()]
         missing = [i for i in wanted if i not in benchmark]

@@ -14,7 +14,7 @@ from robustness.errors import ConfigError
 ARGS = ["model=reference", "probe=[option_swap]", "logger=none", "explain=none",
         "dataset.pairs=8", "dataset.size=96", "resamples=100"]
 # what differs between two runs of the same experiment by construction
-VOLATILE = {"run_dir", "started_at", "elapsed_s", "cache", "config", "usage"}
+VOLATILE = {"model_stats", "run_dir", "started_at", "elapsed_s", "cache", "config", "usage"}
 
 
 def comparable(summary: dict) -> dict:
