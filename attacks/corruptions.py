@@ -86,10 +86,19 @@ class ImageCorruption(Probe):
                                   **dict(self.SEVERITIES[level])})
                 for level in self.severities]
 
+    def pipeline(self, level: int) -> Any:
+        """The ``A.Compose`` of one level, built once per probe and level (reseeded per image)."""
+        pipelines = self.__dict__.setdefault("_pipelines", {})
+        if level not in pipelines:
+            pipelines[level] = _albumentations().Compose(
+                [self.build(**self.SEVERITIES[level])], seed=0)
+        return pipelines[level]
+
     def corrupt(self, pixels: np.ndarray, level: int, seed: int) -> np.ndarray:
-        """Corrupt ``pixels`` at ``level`` with an explicit seed (pure: same seed, same output)."""
-        A = _albumentations()
-        transform = A.Compose([self.build(**self.SEVERITIES[level])], seed=seed)
+        """Corrupt ``pixels`` at ``level`` with an explicit seed (pure: same seed, same output;
+        reseeding one pipeline draws exactly what ``Compose(seed=seed)`` would)."""
+        transform = self.pipeline(level)
+        transform.set_random_seed(seed)
         out = transform(image=np.ascontiguousarray(pixels))["image"]
         if out.shape != pixels.shape and out.ndim == pixels.ndim + 1 and out.shape[-1] == 1:
             out = out[..., 0]

@@ -35,6 +35,8 @@ class ExplainContext:
     tracker: Tracker
     seed: int
     progress: bool | None = None  # progress bars: None = only on a terminal
+    cache_dir: Path | None = None  # where maps are cached (None: computed every time)
+    scoring_adapter: ModelAdapter | None = None  # the model through the answer cache: margins
 
 
 class Explainer(ABC):

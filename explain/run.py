@@ -36,6 +36,7 @@ from robustness.data.query import Answer, Query
 from explain.base import ExplainContext, Explainer
 from explain.grounding import (Finding, check_sign, finding, mask_energy_ratio, pointing_hit,
                                spearman)
+from explain.map_cache import CachedMaps
 from explain.methods import ImageExplainer, ImageMap, IntegratedGradients
 from explain.overlay import Panel, render_pair
 from explain.parts import PartAttribution, PartShapley, mean_shares
@@ -49,6 +50,16 @@ log = logging.getLogger(__name__)
 CLEAN = "clean"
 SELECTIONS = ("diverse", "first")
 Key = tuple[str, int]
+
+
+def one_level_per_probe(conditions: Sequence[str]) -> list[str]:
+    """The middle level of each graded probe (``gaussian_noise@1..5`` → ``@3``), other
+    conditions as they are, in run order."""
+    levels: dict[str, list[str]] = {}
+    for name in conditions:
+        levels.setdefault(name.split("@", 1)[0], []).append(name)
+    keep = {group[len(group) // 2] for group in levels.values()}
+    return [c for c in conditions if c in keep]
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -143,7 +154,7 @@ class SaliencyRun(Explainer):
                  smooth: float = 0.02, tolerance: float = 0.05, corr_grid: int = 32,
                  overlays: bool = True, if_unsupported: str = "error", sanity: bool = False,
                  sanity_cascade: Mapping[str, Sequence[str]] | None = None,
-                 sanity_seed: int = 0) -> None:
+                 sanity_seed: int = 0, probe_levels: str = "one") -> None:
         if not isinstance(method, ImageExplainer):
             raise ConfigError("explain.method: must build an image attribution method "
                               "(explain.IntegratedGradients or explain.Occlusion)")
@@ -155,6 +166,9 @@ class SaliencyRun(Explainer):
             raise ConfigError(f"explain.target: {target!r} is not one of chosen, correct")
         if probe_pairs is not None and (isinstance(probe_pairs, bool) or probe_pairs < 0):
             raise ConfigError(f"explain.probe_pairs: must be null or >= 0, got {probe_pairs!r}")
+        if probe_levels not in ("one", "all"):
+            raise ConfigError(f"explain.probe_levels: {probe_levels!r} is not one of one, all")
+        self.probe_levels = probe_levels
         if if_unsupported not in ("error", "skip"):
             raise ConfigError(f"explain.if_unsupported: {if_unsupported!r} is not one of "
                               "error, skip")
@@ -223,14 +237,19 @@ class SaliencyRun(Explainer):
         return self.explain(ctx.adapter, ctx.mode, ctx.benchmark, ctx.clean_queries,
                             clean_answers, ctx.run_dir, ctx.tracker,
                             probe_queries=ctx.probe_queries, conditions=others,
-                            progress=ctx.progress)
+                            progress=ctx.progress, cache_dir=ctx.cache_dir,
+                            scoring_adapter=ctx.scoring_adapter)
 
     def explain(self, adapter: ModelAdapter, mode: AnsweringMode, benchmark: Benchmark,
                 clean_queries: Mapping[Key, Query], clean_answers: Mapping[Key, Answer],
                 run_dir: str | Path | None, tracker: Any = None,
                 probe_queries: Callable[[str, Pair], Sequence[Query]] | None = None,
-                conditions: Sequence[str] = (), progress: bool | None = False) -> dict[str, Any]:
-        """Explain the selected pairs; write outputs under ``run_dir/saliency``; the summary."""
+                conditions: Sequence[str] = (), progress: bool | None = False,
+                cache_dir: str | Path | None = None,
+                scoring_adapter: ModelAdapter | None = None) -> dict[str, Any]:
+        """Explain the selected pairs; write outputs under ``run_dir/saliency``; the summary.
+        With ``cache_dir``, maps are stored there and a rerun recomputes none; margins that need
+        no gradient (part shares) go through ``scoring_adapter`` (the answer cache) if given."""
         started = time.perf_counter()
         try:
             self.check(adapter, mode)
@@ -260,15 +279,18 @@ class SaliencyRun(Explainer):
                    disable=None if progress is None else not progress, dynamic_ncols=True)
         bar.set_postfix_str(f"maps of {len(queries)} images")
         t0 = time.perf_counter()
-        maps = self.method.attribute(adapter, mode, queries, targets)
+        method = self.method if cache_dir is None else CachedMaps(
+            self.method, Path(cache_dir) / "saliency", benchmark.content_hash)
+        maps = method.attribute(adapter, mode, queries, targets)
         t_maps = time.perf_counter() - t0
         bar.update(1)
         t0 = time.perf_counter()
         parts: list[PartAttribution | None] = [None] * len(queries)
         if self.parts:
             bar.set_postfix_str("image, question and option shares")
+            scoring = scoring_adapter or adapter
             parts = list(PartShapley(self.method.removal_baseline).attribute(
-                adapter, mode, queries, targets, scorer=AnswerScorer(adapter, mode)))
+                scoring, mode, queries, targets, scorer=AnswerScorer(scoring, mode)))
             bar.update(1)
         t_parts = time.perf_counter() - t0
 
@@ -289,7 +311,8 @@ class SaliencyRun(Explainer):
         t0 = time.perf_counter()
         if "under probes" in stages:
             bar.set_postfix_str(f"{len(conditions)} probe conditions")
-        probes = self._under_probes(adapter, mode, pairs, records, probe_queries, conditions)
+        probes = self._under_probes(adapter, mode, pairs, records, probe_queries, conditions,
+                                    method)
         t_probes = time.perf_counter() - t0
         t0 = time.perf_counter()
         sanity = None
@@ -326,11 +349,13 @@ class SaliencyRun(Explainer):
     def _under_probes(self, adapter: ModelAdapter, mode: AnsweringMode, pairs: Sequence[Pair],
                       records: Sequence[ImageRecord],
                       probe_queries: Callable[[str, Pair], Sequence[Query]] | None,
-                      conditions: Sequence[str]) -> dict[str, dict[str, Any]]:
+                      conditions: Sequence[str], method: Any) -> dict[str, dict[str, Any]]:
         """Per probe condition: maps of the same pairs and their Spearman ρ with clean."""
         if not self.under_probes or probe_queries is None:
             return {}
         wanted = [c for c in conditions if self.conditions is None or c in self.conditions]
+        if self.probe_levels == "one" and self.conditions is None:
+            wanted = one_level_per_probe(wanted)
         limit = len(pairs) if self.probe_pairs is None else self.probe_pairs
         subset = list(pairs)[:limit]
         if not subset:
@@ -350,7 +375,7 @@ class SaliencyRun(Explainer):
                        for q, s in zip(qs, sources)]
             labels: list[OptionLabel] = ["AB"[i] for i in targets]  # type: ignore[misc]
             try:
-                maps = self.method.attribute(adapter, mode, qs, labels)
+                maps = method.attribute(adapter, mode, qs, labels)
             except ConfigError as err:
                 out[cond] = {"skipped": str(err)}
                 continue

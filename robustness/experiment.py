@@ -127,7 +127,8 @@ def run_settings(cfg: Any) -> Any:
                        examples=integer("examples", cfg.examples, minimum=0),
                        resamples=integer("resamples", cfg.resamples, minimum=1),
                        progress=optional_bool("progress", cfg.progress),
-                       uncertainty=_uncertainty_setting(cfg.get("uncertainty", "clustered")))
+                       uncertainty=_uncertainty_setting(cfg.get("uncertainty", "clustered")),
+                       cache_dir=_abspath(cache_dir) if cfg.cache.enabled else None)
 
 
 def available_cores() -> int:

@@ -59,6 +59,7 @@ class RunSettings:
     uncertainty: str = "clustered"  # clustered: pairs sharing an image resampled together
     answers_table_limit: int = 20000  # rows of the per-question W&B table (not a setting)
     report_images: int = 16  # pairs per pixel-changing condition shown in report.html's browser
+    cache_dir: Path | None = None  # cache.dir when the cache is on: saliency maps are kept there
 
 
 @dataclass
@@ -348,7 +349,8 @@ class Runner:
                 benchmark=self.benchmark, clean_queries=dict(self._clean),
                 answers={k: r.answers for k, r in results.items()},
                 probe_queries=self.probe_queries, run_dir=self.run_dir, tracker=self.tracker,
-                seed=self.settings.seed, progress=self.settings.progress))
+                seed=self.settings.seed, progress=self.settings.progress,
+                cache_dir=self.settings.cache_dir, scoring_adapter=self.adapter))
             if saliency:
                 summary["saliency"] = jsonable(saliency)
             summary["elapsed_s"] = round(time.perf_counter() - t0, 2)

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -158,7 +158,23 @@ class CachedAdapter(ModelAdapter):
         return self._serve("next_token_scores", requests, self.inner.next_token_scores)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        return self._serve("loglikelihood", requests, self.inner.loglikelihood)
+        """Options are scored independently, so a request is keyed and asked with its
+        continuations in sorted order and its scores put back in the order asked: the same
+        question with its options swapped (PS under ``option_swap``) is a cache hit."""
+        orders = [sorted(range(len(r.continuations)), key=lambda i, r=r: r.continuations[i])
+                  for r in requests]
+        canonical_requests = [replace(r, continuations=tuple(r.continuations[i] for i in order))
+                              for r, order in zip(requests, orders)]
+        results = self._serve("loglikelihood", canonical_requests, self.inner.loglikelihood)
+        out = []
+        for result, order in zip(results, orders):
+            if result.scores and len(result.scores) == len(order):
+                back = [None] * len(order)
+                for sorted_pos, original in enumerate(order):
+                    back[original] = result.scores[sorted_pos]
+                result = replace(result, scores=back)
+            out.append(result)
+        return out
 
     def _serve(self, kind: str, requests: Sequence[Any],
                compute: Callable[[Sequence[Any]], list[Any]]) -> list[Any]:

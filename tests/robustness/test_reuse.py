@@ -1,0 +1,55 @@
+"""Work a run never repeats: PS under option swap is served from the cache (its prompt shows no
+options), saliency maps are cached like answers, and graded probes are re-explained at one
+level by default."""
+
+from __future__ import annotations
+
+import json
+
+from explain.run import one_level_per_probe
+from robustness.cli import main
+
+
+def run(tmp_path, name: str, *extra: str) -> dict:
+    assert main(["dataset.pairs=4", "resamples=100", "progress=false", "logger=none",
+                 f"cache.dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / name}",
+                 *extra]) == 0
+    return json.loads((tmp_path / name / "summary.json").read_text())
+
+
+def test_ps_under_option_swap_asks_the_model_nothing(tmp_path):
+    summary = run(tmp_path, "ps", "mode=ps", "probe=[option_swap]", "explain=none")
+    clean, swap = summary["conditions"]["clean"], summary["conditions"]["option_swap"]
+    assert clean["cache"]["misses"] == 8 and swap["cache"]["misses"] == 0
+    assert swap["cache"]["hits"] == 8
+    records = {c: [json.loads(x) for x in (tmp_path / "ps" / "predictions" / f"{c}.jsonl")
+                   .read_text().splitlines()] for c in ("clean", "option_swap")}
+    for a, b in zip(records["clean"], records["option_swap"]):
+        assert a["choice"] == b["choice"]  # the same option, shown in the other slot
+        scores_a, scores_b = a["raw"]["option_scores"], b["raw"]["option_scores"]
+        assert (scores_a["A"], scores_a["B"]) == (scores_b["B"], scores_b["A"])
+
+
+def test_a_rerun_recomputes_no_saliency_map(tmp_path):
+    first = run(tmp_path, "first", "probe=[option_swap,gaussian_noise]", "explain.pairs=1",
+                "explain.probe_pairs=1")
+    second = run(tmp_path, "second", "probe=[option_swap,gaussian_noise]", "explain.pairs=1",
+                 "explain.probe_pairs=1")
+    a, b = first["saliency"], second["saliency"]
+    assert b["elapsed_s"]["maps"] < 0.5 * max(a["elapsed_s"]["maps"], 0.2)
+    assert list(a["under_probes"]) == ["option_swap", "gaussian_noise@3"]  # one level per probe
+    for key in ("mask_energy_ratio", "pairs", "completeness_gap", "image_reliance"):
+        assert a[key] == b[key], key
+    maps = sorted((tmp_path / "cache" / "saliency").rglob("*.npz"))
+    assert len(maps) == 2 + 2 * 2  # clean + two probe conditions, two images each
+    third = run(tmp_path, "third", "probe=[option_swap,gaussian_noise]", "explain.pairs=1",
+                "explain.probe_pairs=1", "explain.probe_levels=all")
+    assert list(third["saliency"]["under_probes"]) == ["option_swap", *(
+        f"gaussian_noise@{s}" for s in range(1, 6))]
+
+
+def test_one_level_per_probe_keeps_the_middle_and_the_rest():
+    names = ["option_swap", "gaussian_noise@1", "gaussian_noise@2", "gaussian_noise@3",
+             "pgd@0", "pgd@2", "pgd@8", "expert_persona"]
+    assert one_level_per_probe(names) == ["option_swap", "gaussian_noise@2", "pgd@2",
+                                          "expert_persona"]
