@@ -55,7 +55,7 @@ def build(shape: dict, out: Path, device: str, dtype) -> Path:
     tok = word_level_tokenizer(["<pad>", "<s>", "</s>", "<image>", "USER", "ASSISTANT", "SYSTEM"],
                                bos="<s>", eos="</s>", pad="<pad>",
                                extra_special={"image_token": "<image>"},
-                               extra_words=SPACED_LETTERS)
+                               extra_words=(*SPACED_LETTERS, "\u0120B"))  # both letters alike
     size = shape["image_size"]
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": size},

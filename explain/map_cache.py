@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
