@@ -58,7 +58,12 @@ def build(node: Any, group: str) -> Any:
     setting, e.g. ``+model.api_key=…``)."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
+    missing = OmegaConf.missing_keys(node) if OmegaConf.is_config(node) else set()
+    if missing:
+        key = sorted(missing)[0]  # full keys: dataset.path
+        raise ConfigError(f"{key}: required, not set (e.g. {key}=VALUE; see conf/{group}/)")
     try:
         return instantiate(node, _convert_="all")
     except InstantiationException as err:

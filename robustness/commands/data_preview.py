@@ -42,8 +42,13 @@ def main(argv: list[str]) -> int:
     if annotations.is_file():
         benchmark = load_benchmark(annotations, require_images=True)
     else:  # a table of the user's own pairs (DICOM and 16-bit images converted as in a run)
+        from robustness.data.pairs_table import TABLE_SUFFIXES
         from robustness.data.user_pairs import PairsSource
 
+        if source.is_dir() and not any(p.suffix.lower() in TABLE_SUFFIXES
+                                       for p in source.iterdir()):
+            raise UserError(f"{source}: neither a benchmark folder (no dataset.json) nor a "
+                            "folder with a table of pairs (.csv, .tsv, .jsonl, .json)")
         benchmark = PairsSource(source).load()
         annotations = benchmark.source or source
     if args.ids:

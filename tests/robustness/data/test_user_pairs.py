@@ -265,3 +265,11 @@ def test_a_hugging_face_dataset_of_pairs_runs(tmp_path):
                  "explain=none", f"cache.dir={tmp_path / 'cache'}", f"hydra.run.dir={run}",
                  "resamples=50", "progress=false"]) == 0
     assert json.loads((run / "summary.json").read_text())["n_pairs"] == 2
+
+
+def test_a_missing_table_path_is_one_line(tmp_path, capsys):
+    assert main(["dataset=pairs", "logger=none", "explain=none",
+                 f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("robustness: error: dataset.path: required, not set (e.g. dataset.path=VALUE; "
+                   "see conf/dataset/)")
