@@ -86,6 +86,43 @@ def build(shape: dict, out: Path, device: str, dtype) -> Path:
     return out
 
 
+def official_gd_choices(adapter, model, tok, prompts) -> list[str]:
+    """The official GD pattern: one forward per question, the last position's logits of
+    ``encode('A')`` against ``encode('B')``."""
+    import torch
+
+    ids_a, ids_b = (tok.encode(x, add_special_tokens=False)[0] for x in ("A", "B"))
+    out = []
+    for p in prompts:
+        inputs = adapter.encode([adapter.render(p)], [p.images])
+        with torch.inference_mode():
+            logits = model(**inputs).logits[0, -1].float()
+        out.append("A" if logits[ids_a] >= logits[ids_b] else "B")
+    return out
+
+
+def official_ps_choices(adapter, model, tok, prompts, queries) -> list[str]:
+    """The official PS pattern: one forward per option (the prompt recomputed each time),
+    log-softmax over the answer positions only, mean per token."""
+    import torch
+
+    out = []
+    for p, q in zip(prompts, queries):
+        scores = []
+        for option in q.options:
+            text, answer = adapter.render_with_answer(p, option)
+            k = (len(tok.encode(text + answer, add_special_tokens=False))
+                 - len(tok.encode(text, add_special_tokens=False)))
+            inputs = adapter.encode([text + answer], [p.images])
+            ids = inputs["input_ids"][0]
+            with torch.inference_mode():
+                logits = model(**inputs).logits[0, -k - 1:-1].float()
+            picked = torch.log_softmax(logits, -1).gather(-1, ids[-k:, None])
+            scores.append(float(picked.mean()))
+        out.append("AB"[int(scores[1] > scores[0])])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="7b")
@@ -135,33 +172,12 @@ def main(argv: list[str] | None = None) -> int:
               f"size {batch}")
         queries = make_queries(n, seed=1)
         prompts = {m: mode_from_config(m).build_prompts(adapter, queries) for m in ("gd", "ps", "mc")}
-        ids_a, ids_b = (tok.encode(x, add_special_tokens=False)[0] for x in ("A", "B"))
 
         def official_gd() -> list[str]:
-            out = []
-            for p in prompts["gd"]:
-                inputs = adapter.encode([adapter.render(p)], [p.images])
-                with torch.inference_mode():
-                    logits = model(**inputs).logits[0, -1].float()
-                out.append("A" if logits[ids_a] >= logits[ids_b] else "B")
-            return out
+            return official_gd_choices(adapter, model, tok, prompts["gd"])
 
         def official_ps() -> list[str]:
-            out = []
-            for p, q in zip(prompts["ps"], queries):
-                scores = []
-                for option in q.options:
-                    text, answer = adapter.render_with_answer(p, option)
-                    k = (len(tok.encode(text + answer, add_special_tokens=False))
-                         - len(tok.encode(text, add_special_tokens=False)))
-                    inputs = adapter.encode([text + answer], [p.images])
-                    ids = inputs["input_ids"][0]
-                    with torch.inference_mode():
-                        logits = model(**inputs).logits[0, -k - 1:-1].float()
-                    picked = torch.log_softmax(logits, -1).gather(-1, ids[-k:, None])
-                    scores.append(float(picked.mean()))
-                out.append("AB"[int(scores[1] > scores[0])])
-            return out
+            return official_ps_choices(adapter, model, tok, prompts["ps"], queries)
 
         def official_mc() -> list[str]:
             out = []

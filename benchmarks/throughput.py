@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from gpu_throughput import build
+    from gpu_throughput import build, official_gd_choices, official_ps_choices
     from robustness.models.base import LoglikelihoodRequest, NextTokenRequest
     from robustness.models.hf import HFAdapter
     from robustness.modes import mode_from_config
@@ -73,37 +73,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * head / total:.1f}%), 64 image tokens, float32, CPU, {args.threads} "
               f"thread(s); {len(queries)} requests; adapter batch size {args.batch_size}; "
               f"median of {args.repeats} interleaved repetitions")
-        ids_a, ids_b = (tok.encode(x, add_special_tokens=False)[0] for x in ("A", "B"))
-
         def gd_official() -> list[str]:
-            out = []
-            for p in gd_prompts:
-                inputs = adapter.encode([adapter.render(p)], [p.images])
-                with torch.inference_mode():
-                    logits = model(**inputs).logits[0, -1]
-                out.append("A" if logits[ids_a] >= logits[ids_b] else "B")
-            return out
+            return official_gd_choices(adapter, model, tok, gd_prompts)
 
         def gd_adapter() -> list[str]:
             res = adapter.next_token_scores([NextTokenRequest(p, ("A", "B")) for p in gd_prompts])
             return [max(r.logprobs, key=r.logprobs.get) for r in res]
 
         def ps_official() -> list[str]:
-            out = []
-            for p, q in zip(ps_prompts, queries):
-                scores = []
-                for option in q.options:  # one forward per option, the prompt recomputed
-                    text, answer = adapter.render_with_answer(p, option)
-                    n = (len(tok.encode(text + answer, add_special_tokens=False))
-                         - len(tok.encode(text, add_special_tokens=False)))
-                    inputs = adapter.encode([text + answer], [p.images])
-                    ids = inputs["input_ids"][0]
-                    with torch.inference_mode():
-                        logits = model(**inputs).logits[0, -n - 1:-1].float()
-                    picked = torch.log_softmax(logits, -1).gather(-1, ids[-n:, None])
-                    scores.append(float(picked.mean()))
-                out.append("AB"[int(scores[1] > scores[0])])
-            return out
+            return official_ps_choices(adapter, model, tok, ps_prompts, queries)
 
         def ps_adapter() -> list[str]:
             res = adapter.loglikelihood([LoglikelihoodRequest(p, q.options)

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from robustness.testing.tiny_models import (IDEFICS3_TEMPLATE, LLAVA_TEMPLATE, QWEN2_VL_TEMPLATE,
-                                            SPACED_LETTERS, word_level_tokenizer)
+                                            SPACED_LETTERS, idefics3_tokenizer,
+                                            word_level_tokenizer)
 
 LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -149,12 +150,7 @@ def build_tiny_smolvlm(out: Path, *, seed: int = 0) -> Path:
     from transformers import (SmolVLMConfig, SmolVLMForConditionalGeneration,
                               SmolVLMImageProcessor, SmolVLMProcessor)
 
-    grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
-    special = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>",
-               "<fake_token_around_image>", "<image>", "<global-img>", "User", "Assistant",
-               "System", *grid]
-    tok = word_level_tokenizer(special, bos="<|im_start|>", eos="<end_of_utterance>",
-                               pad="<|endoftext|>")
+    tok, ids = idefics3_tokenizer()
     image_processor = SmolVLMImageProcessor(do_image_splitting=False, size={"longest_edge": 32},
                                             max_image_size={"longest_edge": 32})
     try:
@@ -165,7 +161,6 @@ def build_tiny_smolvlm(out: Path, *, seed: int = 0) -> Path:
     processor = SmolVLMProcessor(image_processor=image_processor, tokenizer=tok,
                                  video_processor=video_processor, image_seq_len=4,
                                  chat_template=IDEFICS3_TEMPLATE)
-    ids = {name: tok.convert_tokens_to_ids(name) for name in special}
     config = SmolVLMConfig(
         vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                        "num_attention_heads": 2, "image_size": 32, "patch_size": 8},

@@ -203,6 +203,17 @@ IDEFICS3_TEMPLATE = (
 )
 
 
+def idefics3_tokenizer():
+    """The tokenizer of the Idefics3 design (SmolVLM too): tile-position and image tokens."""
+    grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    special = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>",
+               "<fake_token_around_image>", "<image>", "<global-img>", "User", "Assistant",
+               "System", *grid]
+    tok = word_level_tokenizer(special, bos="<|im_start|>", eos="<end_of_utterance>",
+                               pad="<|endoftext|>")
+    return tok, {name: tok.convert_tokens_to_ids(name) for name in special}
+
+
 def build_tiny_idefics3(out: Path, *, seed: int = 0, hidden: int = 64, layers: int = 2,
                         init_range: float = 0.2) -> Path:
     """An Idefics3 (SigLIP-style ViT + pixel-shuffle connector + Llama) checkpoint in ``out``;
@@ -210,18 +221,12 @@ def build_tiny_idefics3(out: Path, *, seed: int = 0, hidden: int = 64, layers: i
     from transformers import (Idefics3Config, Idefics3ForConditionalGeneration,
                               Idefics3ImageProcessor, Idefics3Processor)
 
-    grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
-    special = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>",
-               "<fake_token_around_image>", "<image>", "<global-img>", "User", "Assistant",
-               "System", *grid]
-    tok = word_level_tokenizer(special, bos="<|im_start|>", eos="<end_of_utterance>",
-                               pad="<|endoftext|>")
+    tok, ids = idefics3_tokenizer()
     image_processor = Idefics3ImageProcessor(do_image_splitting=False,
                                              size={"longest_edge": 32},
                                              max_image_size={"longest_edge": 32})
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok,
                                   image_seq_len=4, chat_template=IDEFICS3_TEMPLATE)
-    ids = {name: tok.convert_tokens_to_ids(name) for name in special}
     config = Idefics3Config(
         vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                        "num_attention_heads": 2, "image_size": 32, "patch_size": 8},

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from robustness.report.figures import category_matrix
 from robustness.run_outputs import safe_name
 from robustness.tracking.base import ExampleImage, RunInfo, Tracker
 
@@ -134,17 +135,11 @@ def render_report(summary: dict[str, Any], examples: dict[str, str]) -> str:
               "share of image answers that changed.", "",
               _md_table(CONDITION_COLUMNS, condition_rows(summary)), ""]
     conditions = summary.get("conditions", {})
-    cats: list[str] = []
-    for cond in conditions.values():
-        for cat in cond.get("per_category", {}):
-            if cat not in cats:
-                cats.append(cat)
-    if cats:
-        for metric, title in (("set_accuracy", "Set accuracy"), ("confusion", "Confusion")):
-            rows = [[cat] + [_fmt(c.get("per_category", {}).get(cat, {}).get(metric))
-                             for c in conditions.values()] for cat in cats]
-            lines += [f"## {title} per category", "",
-                      _md_table(["category", *conditions.keys()], rows), ""]
+    for metric, title in (("set_accuracy", "Set accuracy"), ("confusion", "Confusion")):
+        cats, names, values = category_matrix(summary, metric)
+        if cats:
+            rows = [[cat] + [_fmt(v) for v in row] for cat, row in zip(cats, values)]
+            lines += [f"## {title} per category", "", _md_table(["category", *names], rows), ""]
     probe_rows = [(name, c["probe_metrics"]) for name, c in conditions.items()
                   if c.get("probe_metrics")]
     if probe_rows:
