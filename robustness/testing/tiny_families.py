@@ -151,7 +151,8 @@ def build_tiny_smolvlm(out: Path, *, seed: int = 0) -> Path:
                               SmolVLMImageProcessor, SmolVLMProcessor)
 
     tok, ids = idefics3_tokenizer()
-    image_processor = SmolVLMImageProcessor(do_image_splitting=False, size={"longest_edge": 32},
+    # image splitting on: an image larger than 32 px is cut into 32 px tiles plus a global view
+    image_processor = SmolVLMImageProcessor(do_image_splitting=True, size={"longest_edge": 64},
                                             max_image_size={"longest_edge": 32})
     try:
         from transformers import SmolVLMVideoProcessor

@@ -127,7 +127,8 @@ def test_integrated_gradients_explains_the_adapters_own_score(build_family, fami
     got = float(scorer.function(q, "A")(torch.tensor(q.image.pixels,
                                                      dtype=torch.float32)[None])[0].detach())
     # the float path runs the family's own processor on tensors: equal up to resampling noise
-    assert got == pytest.approx(expected, abs=0.02)
+    # (SmolVLM's splitting resizes the image up and its global view down: more of it)
+    assert got == pytest.approx(expected, abs=0.05 if family == "smolvlm" else 0.02)
     (m,) = ig.attribute(ad, mode, [q], ["A"])
     assert m.attributions.shape == q.image.pixels.shape
     assert np.isfinite(m.attributions).all() and np.abs(m.attributions).sum() > 0
