@@ -27,3 +27,14 @@ def hydra_command(argv: list[str], flag: str, prog: str) -> tuple[bool, list[str
         raise UserError(f"unknown option {bad[0]!r} (arguments are Hydra overrides, "
                         f"see {prog} --help)")
     return flag in argv, overrides
+
+
+def column_overrides(items: list[str]) -> dict[str, str]:
+    """``--column FIELD=NAME`` options as the ``dataset.columns`` mapping."""
+    columns = {}
+    for item in items:
+        field, sep, name = item.partition("=")
+        if not sep or not field or not name:
+            raise UserError(f"--column {item!r}: expected FIELD=NAME")
+        columns[field] = name
+    return columns

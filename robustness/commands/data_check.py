@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from robustness.commands.args import OneLineArgumentParser
+from robustness.commands.args import OneLineArgumentParser, column_overrides
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -50,15 +50,9 @@ def _window(value: str | None):
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from robustness.errors import UserError
 
     path = Path(args.path)
-    columns = {}
-    for item in args.column:
-        field, sep, name = item.partition("=")
-        if not sep or not field or not name:
-            raise UserError(f"--column {item!r}: expected FIELD=NAME")
-        columns[field] = name
+    columns = column_overrides(args.column)
     if path.is_dir() and (path / "dataset.json").is_file():
         result = _check_mediconfusion(path)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustness.commands.args import OneLineArgumentParser
+from robustness.commands.args import OneLineArgumentParser, column_overrides
 from robustness.data.mediconfusion import load_benchmark
 from robustness.data.preview import contact_sheet
 from robustness.errors import UserError
@@ -17,8 +17,13 @@ def build_parser() -> OneLineArgumentParser:
                     "with mask outlines, question, options and correct answers.")
     parser.add_argument("folder", metavar="PATH", help="benchmark folder (with dataset.json and "
                                                        "images/), a dataset.json path, or a table "
-                                                       "of pairs (.csv, .tsv, .jsonl, .json)")
+                                                       "of pairs (.csv, .tsv, .jsonl, .json), or hf:<hub id or dataset folder>")
     parser.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write")
+    parser.add_argument("--column", action="append", default=[], metavar="FIELD=NAME",
+                        help="your column name of a field, for tables and HF datasets "
+                             "(repeatable), e.g. question=Frage")
+    parser.add_argument("--split", default="test",
+                        help="for a Hugging Face dataset (hf:<hub id or folder>): the split")
     parser.add_argument("--pairs", type=int, default=8, help="number of pairs, from the first (default 8)")
     parser.add_argument("--ids", metavar="LIST", help="comma-separated pair ids to show instead")
     parser.add_argument("--tile", type=int, default=180, help="image tile side in pixels (default 180)")
@@ -39,7 +44,14 @@ def main(argv: list[str]) -> int:
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: --out must name a .png file")
     annotations = source if source.name == "dataset.json" else source / "dataset.json"
-    if annotations.is_file():
+    if args.folder.startswith("hf:") or (source / "dataset_dict.json").is_file() or \
+            (source / "state.json").is_file():  # a Hugging Face dataset of pairs
+        from robustness.data.user_pairs import HFSource
+
+        benchmark = HFSource(args.folder.removeprefix("hf:"), split=args.split,
+                             columns=column_overrides(args.column)).load()
+        annotations = benchmark.source or source
+    elif annotations.is_file():
         benchmark = load_benchmark(annotations, require_images=True)
     else:  # a table of the user's own pairs (DICOM and 16-bit images converted as in a run)
         from robustness.data.pairs_table import TABLE_SUFFIXES
@@ -49,7 +61,7 @@ def main(argv: list[str]) -> int:
                                        for p in source.iterdir()):
             raise UserError(f"{source}: neither a benchmark folder (no dataset.json) nor a "
                             "folder with a table of pairs (.csv, .tsv, .jsonl, .json)")
-        benchmark = PairsSource(source).load()
+        benchmark = PairsSource(source, columns=column_overrides(args.column)).load()
         annotations = benchmark.source or source
     if args.ids:
         wanted = [i.strip() for i in args.ids.split(",") if i.strip()]

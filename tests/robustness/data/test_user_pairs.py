@@ -265,6 +265,10 @@ def test_a_hugging_face_dataset_of_pairs_runs(tmp_path):
                  "explain=none", f"cache.dir={tmp_path / 'cache'}", f"hydra.run.dir={run}",
                  "resamples=50", "progress=false"]) == 0
     assert json.loads((run / "summary.json").read_text())["n_pairs"] == 2
+    sheet = tmp_path / "sheet.png"
+    assert main(["data", "preview", f"hf:{tmp_path / 'hf_pairs'}", "--column", "question=Frage",
+                 "--out", str(sheet)]) == 0
+    assert sheet.stat().st_size > 1000
 
 
 def test_a_missing_table_path_is_one_line(tmp_path, capsys):
