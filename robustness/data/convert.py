@@ -98,12 +98,15 @@ def _to_8bit(values: np.ndarray, conversion: Conversion, file_window: tuple[floa
 
 
 def _first(value: Any) -> float | None:
-    if value is None:
-        return None
+    """A numeric DICOM value as a float; the first of a multi-valued one (pydicom's
+    ``MultiValue`` for several windows); None when absent or not a number."""
+    from pydicom.multival import MultiValue
+
+    if isinstance(value, (MultiValue, list, tuple)):
+        value = value[0] if len(value) else None
     try:
-        return float(value[0]) if isinstance(value, (list, tuple)) or hasattr(value, "__len__") \
-            and not isinstance(value, (str, bytes)) else float(value)
-    except (TypeError, ValueError, IndexError):
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
         return None
 
 
