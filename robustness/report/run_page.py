@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from robustness.report import figures
 from robustness.report.page import data_uri, fmt, fmt_ci, json_script, page, table
 from robustness.report.svg import Series, bar_chart, heatmap, line_chart
+from robustness.run_outputs import safe_name
 
 REPORT_DIR = "report"  # <run_dir>/report/: pairs.json and images/ the page draws from
 RAW_CHARS = 400
@@ -122,7 +123,7 @@ def provenance(summary: Mapping[str, Any]) -> str:
 def examples_section(run_dir: Path, summary: Mapping[str, Any], same: Mapping[str, bool]) -> str:
     cards = []
     for name in summary.get("conditions", {}):
-        path = run_dir / "examples" / f"{_safe(name)}.png"
+        path = run_dir / "examples" / f"{safe_name(name)}.png"
         if name != "clean" and same.get(name):
             cards.append(f'<div class="card muted">{escape(name)}: the same pixels as clean '
                          "(a text-only probe), not drawn again</div>")
@@ -156,12 +157,6 @@ def saliency_section(run_dir: Path, summary: Mapping[str, Any]) -> str:
             f"{fmt(sal.get('pointing_game'))} of {sal.get('pointing_game_n')} · image reliance "
             f"{fmt(sal.get('image_reliance'))}</p>")
     return f"<h2>Saliency</h2>{head}<div class=\"grid\">{''.join(cards)}</div>"
-
-
-def _safe(condition: str) -> str:
-    from robustness.run_outputs import safe_name
-
-    return safe_name(condition)
 
 
 BROWSER_JS = """

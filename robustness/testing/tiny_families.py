@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from robustness.testing.tiny_models import (IDEFICS3_TEMPLATE, LLAVA_TEMPLATE, QWEN2_VL_TEMPLATE,
-                                            SPACED_LETTERS, idefics3_tokenizer,
+                                            SPACED_LETTERS, idefics3_tokenizer, qwen_vl_tokenizer,
                                             word_level_tokenizer)
 
 LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
@@ -116,11 +116,7 @@ def build_tiny_qwen2_5_vl(out: Path, *, seed: int = 0) -> Path:
     from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
                               Qwen2_5_VLProcessor, Qwen2VLImageProcessor)
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
-               "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
-    tok = word_level_tokenizer(special, bos=None, eos="<|im_end|>", pad="<|endoftext|>",
-                               extra_special={"image_token": "<|image_pad|>",
-                                              "video_token": "<|video_pad|>"})
+    tok, ids = qwen_vl_tokenizer()
     try:
         from transformers import Qwen2VLVideoProcessor
         video_processor = Qwen2VLVideoProcessor()
@@ -129,7 +125,6 @@ def build_tiny_qwen2_5_vl(out: Path, *, seed: int = 0) -> Path:
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56),
         tokenizer=tok, video_processor=video_processor, chat_template=QWEN2_VL_TEMPLATE)
-    ids = {name: tok.convert_tokens_to_ids(name) for name in special}
     config = Qwen2_5_VLConfig(
         vision_config={"depth": 2, "hidden_size": 32, "out_hidden_size": 64,
                        "intermediate_size": 64, "num_heads": 2, "patch_size": 14,

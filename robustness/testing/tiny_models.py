@@ -148,17 +148,23 @@ def _rig_bigram(decoder, lm_head, answer_id: int, eos_id: int) -> None:
         lm_head.weight[eos_id] = 30.0 * v
 
 
+def qwen_vl_tokenizer():
+    """The tokenizer of the Qwen2-VL design (Qwen2.5-VL too): chat and vision markers."""
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+               "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tok = word_level_tokenizer(special, bos=None, eos="<|im_end|>", pad="<|endoftext|>",
+                               extra_special={"image_token": "<|image_pad|>",
+                                              "video_token": "<|video_pad|>"})
+    return tok, {name: tok.convert_tokens_to_ids(name) for name in special}
+
+
 def build_tiny_qwen2_vl(out: Path, *, seed: int = 0, hidden: int = 64, layers: int = 2,
                         init_range: float = 0.2) -> Path:
     """A Qwen2-VL (ViT with patch merger + Qwen2 decoder with M-RoPE) checkpoint in ``out``."""
     from transformers import (Qwen2VLConfig, Qwen2VLForConditionalGeneration,
                               Qwen2VLImageProcessor, Qwen2VLProcessor)
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
-               "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
-    tok = word_level_tokenizer(special, bos=None, eos="<|im_end|>", pad="<|endoftext|>",
-                               extra_special={"image_token": "<|image_pad|>",
-                                              "video_token": "<|video_pad|>"})
+    tok, ids = qwen_vl_tokenizer()
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56)
     try:
         from transformers import Qwen2VLVideoProcessor
@@ -168,7 +174,6 @@ def build_tiny_qwen2_vl(out: Path, *, seed: int = 0, hidden: int = 64, layers: i
     processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tok,
                                  video_processor=video_processor,
                                  chat_template=QWEN2_VL_TEMPLATE)
-    ids = {name: tok.convert_tokens_to_ids(name) for name in special}
     config = Qwen2VLConfig(
         vision_config={"depth": 1, "embed_dim": 32, "hidden_size": hidden, "num_heads": 2,
                        "mlp_ratio": 2, "patch_size": 14, "spatial_merge_size": 2,

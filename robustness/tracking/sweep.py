@@ -102,25 +102,30 @@ def _by_model(jobs: list[tuple[str, dict[str, Any]]], label: Any
     return {key: dict(sorted(by_label.items())) for key, by_label in groups.items()}
 
 
+def _paired_records(jobs: list[tuple[str, dict[str, Any]]], label: Any, read: Any) -> Any:
+    """(model, label A, label B, records A, records B, shared image keys) for every pair of a
+    model's jobs told apart by ``label`` whose clean records both exist."""
+    for (model, _), by_label in _by_model(jobs, label).items():
+        labels = list(by_label)
+        loaded = {lab: read(by_label[lab]) for lab in labels}
+        for i, first in enumerate(labels):
+            for second in labels[i + 1:]:
+                a, b = loaded[first], loaded[second]
+                if a and b:
+                    yield model, first, second, a, b, sorted(set(a) & set(b))
+
+
 def mode_agreement(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]],
                    records: Any = None) -> list[dict[str, Any]]:
     """For each model and benchmark answered in several modes: every pair of modes' agreement
     on the clean answers (same images only)."""
     read = records or (lambda job: _clean_records(sweep_dir, job))
     out = []
-    for (model, _), by_mode in _by_model(jobs, mode_label).items():
-        modes = list(by_mode)
-        loaded = {m: read(by_mode[m]) for m in modes}
-        for i, first in enumerate(modes):
-            for second in modes[i + 1:]:
-                a, b = loaded[first], loaded[second]
-                if not a or not b:
-                    continue
-                keys = sorted(set(a) & set(b))
-                x = [a[k].get("choice") or "invalid" for k in keys]
-                y = [b[k].get("choice") or "invalid" for k in keys]
-                out.append({"model": model, "modes": [first, second], "images": len(keys),
-                            **_agreement(x, y)})
+    for model, first, second, a, b, keys in _paired_records(jobs, mode_label, read):
+        x = [a[k].get("choice") or "invalid" for k in keys]
+        y = [b[k].get("choice") or "invalid" for k in keys]
+        out.append({"model": model, "modes": [first, second], "images": len(keys),
+                    **_agreement(x, y)})
     return out
 
 
@@ -134,20 +139,12 @@ def judge_audit(sweep_dir: Path, jobs: list[tuple[str, dict[str, Any]]],
         return (record.get("raw") or {}).get("text")
 
     out = []
-    for (model, _), by_judge in _by_model(jobs, judge_label).items():
-        judges = list(by_judge)
-        loaded = {j: read(by_judge[j]) for j in judges}
-        for i, first in enumerate(judges):
-            for second in judges[i + 1:]:
-                a, b = loaded[first], loaded[second]
-                if not a or not b:
-                    continue
-                keys = sorted(set(a) & set(b))
-                same = [k for k in keys if reply(a[k]) is not None and reply(a[k]) == reply(b[k])]
-                x = [a[k].get("choice") or "invalid" for k in same]
-                y = [b[k].get("choice") or "invalid" for k in same]
-                out.append({"model": model, "judges": [first, second], "images": len(keys),
-                            "same_replies": len(same), **_agreement(x, y)})
+    for model, first, second, a, b, keys in _paired_records(jobs, judge_label, read):
+        same = [k for k in keys if reply(a[k]) is not None and reply(a[k]) == reply(b[k])]
+        x = [a[k].get("choice") or "invalid" for k in same]
+        y = [b[k].get("choice") or "invalid" for k in same]
+        out.append({"model": model, "judges": [first, second], "images": len(keys),
+                    "same_replies": len(same), **_agreement(x, y)})
     return out
 
 
