@@ -53,6 +53,8 @@ from robustness.models.base import (
     Usage,
     WhiteBoxAdapter,
 )
+from robustness.models.image_features import FeatureStore
+from robustness.models.prefix_kv import PrefixSlot, PrefixStore, continue_after, prefix_slots
 from robustness.models.hf_families import (
     FamilySpec,
     family_by_name,
@@ -288,7 +290,8 @@ class HFAdapter(WhiteBoxAdapter):
                  trust_remote_code: bool = False, family: str | None = None,
                  processor_kwargs: Mapping[str, Any] | None = None, name: str | None = None,
                  max_images: int | None = None, score_with: str = "auto",
-                 device_map: str | None = None, attn_implementation: str | None = None) -> None:
+                 device_map: str | None = None, attn_implementation: str | None = None,
+                 image_prefix_mb: int = 512, image_features_mb: int = 1024) -> None:
         model_id = str(model_id) if isinstance(model_id, Path) else model_id
         if not model_id or not isinstance(model_id, str):
             raise ConfigError("model.model_id: a hub id or local path is required")
@@ -305,6 +308,15 @@ class HFAdapter(WhiteBoxAdapter):
             raise ConfigError(f"model.family: unknown family {family!r} "
                               f"(known: {', '.join(known_family_names())})")
         check_placement(device_map, attn_implementation)
+        for key, value in (("image_prefix_mb", image_prefix_mb),
+                           ("image_features_mb", image_features_mb)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"model.{key}: must be a whole number of MiB (0: off), "
+                                  f"got {value!r}")
+        # reuse across conditions: image-bearing prompt prefixes' KV (prefix_kv.py) and the
+        # vision tower's output per pixel digest (image_features.py)
+        self._prefixes = PrefixStore(image_prefix_mb << 20) if image_prefix_mb else None
+        self._features = FeatureStore(image_features_mb << 20) if image_features_mb else None
         self.device_map = device_map
         self.attn_implementation = attn_implementation
         self.peak_memory_bytes = 0  # the most GPU memory one batch took (CUDA only)
@@ -445,6 +457,9 @@ class HFAdapter(WhiteBoxAdapter):
         return family_by_name(self.prompt_family).plain_prompts
 
     def close(self) -> None:
+        for store in (self._prefixes, self._features):
+            if store is not None:
+                store.clear()
         if self._loaded is not None:
             with _REGISTRY_LOCK:
                 _REGISTRY.pop(self.load_key(), None)
@@ -614,7 +629,39 @@ class HFAdapter(WhiteBoxAdapter):
         if self._loaded.device.type == "cuda":
             out["peak_gpu_memory_mib"] = round(self.peak_memory_bytes / 2 ** 20, 1)
         out["oom_splits"] = self.oom_splits
+        if self._prefixes is not None and self._loaded.family.image_prefix_reuse:
+            out["image_prefixes"] = self._prefixes.stats()
+        if self._features is not None and self._loaded.family.image_features_reuse:
+            out["image_features"] = self._features.stats()
         return out
+
+    def _with_features(self, inputs: dict[str, Any],
+                       images: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+        """``inputs`` with stored vision features in place of pixels where the family takes
+        them (run under ``inference_mode``: unseen images go through the vision tower)."""
+        loaded = self.load()
+        if self._features is None or not loaded.family.image_features_reuse or \
+                "pixel_values" not in inputs:
+            return inputs
+        return self._features.inject(loaded.model, inputs,
+                                     [img.digest for imgs in images for img in imgs])
+
+    def _prefix_slots(self, inputs: dict[str, Any],
+                      images: Sequence[tuple[Any, ...]]) -> list[PrefixSlot] | None:
+        """Where each row's image prefix ends, when this batch may reuse or record prefixes:
+        the store is on, the family is verified for it and every request shows an image."""
+        loaded = self.load()
+        if self._prefixes is None or not loaded.family.image_prefix_reuse or \
+                not all(images):
+            return None
+        return prefix_slots(inputs["input_ids"], inputs["attention_mask"],
+                            loaded.model.config.image_token_id,
+                            [[img.digest for img in imgs] for imgs in images])
+
+    @staticmethod
+    def _positions(mask: Any) -> Any:
+        """Position ids counted over attended tokens (each row's first token at 0)."""
+        return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
     def encode(self, texts: list[str], images: list[tuple[Any, ...]]) -> dict[str, Any]:
         """Model inputs for prompt ``texts`` (from :meth:`render`) and their images: the
@@ -668,29 +715,45 @@ class HFAdapter(WhiteBoxAdapter):
         loaded = self.load()
         settings = requests[0].settings
         start = time.perf_counter()
-        inputs = self.encode(texts, [r.prompt.images for r in requests])
+        images = [r.prompt.images for r in requests]
+        inputs = self.encode(texts, images)
         config = self._generation_config(settings)
+        slots = None if loaded.family.generate is not None else \
+            self._prefix_slots(inputs, images)
         if settings.temperature > 0:
             torch.manual_seed(settings.seed)
+        prompt, mask = inputs["input_ids"], inputs["attention_mask"]
         with torch.inference_mode():
             if loaded.family.generate is not None:
                 out = loaded.family.generate(loaded.model, inputs, config, loaded.tokenizer)
-            else:
-                out = loaded.model.generate(**inputs, generation_config=config)
-        prompt = inputs["input_ids"]
+            elif slots is None:
+                out = loaded.model.generate(**self._with_features(inputs, images),
+                                            generation_config=config)
+            elif self._prefixes.covers(slots):
+                cont = continue_after(self._prefixes, slots, inputs, loaded.tokenizer.pad_token_id)
+                prompt, mask = cont.input_ids, cont.attention_mask
+                out = loaded.model.generate(input_ids=prompt, attention_mask=mask,
+                                            position_ids=cont.position_ids, cache=cont.cache,
+                                            generation_config=config, **cont.extra)
+            else:  # positions from the mask: every row's first token at 0
+                result = loaded.model.generate(**self._with_features(inputs, images),
+                                               generation_config=config,
+                                               return_dict_in_generate=True)
+                self._prefixes.record(self._cache_of(result), slots, [0] * len(slots))
+                out = result.sequences
         # decoder-only models return prompt + answer; some (encoder-decoder) the answer only
         echoed = out.shape[1] > prompt.shape[1] and torch.equal(out[:, : prompt.shape[1]], prompt)
         new = out[:, prompt.shape[1]:] if echoed else out
         stop_ids = self._stop_ids(config)
         elapsed = (time.perf_counter() - start) / len(requests)
         results = []
-        for row, mask in zip(new.tolist(), inputs["attention_mask"]):
+        for row, attended in zip(new.tolist(), mask):
             stop_at = next((k for k, t in enumerate(row) if t in stop_ids), None)
             n_out = len(row) if stop_at is None else stop_at + 1
             finish = "length" if stop_at is None else "stop"
             text = loaded.tokenizer.decode(row[:n_out], skip_special_tokens=True).strip()
             results.append(GenerateResult(text=text, latency_s=elapsed, finish_reason=finish,
-                                          usage=Usage(int(mask.sum()), n_out)))
+                                          usage=Usage(int(attended.sum()), n_out)))
         return results
 
     def _generation_config(self, settings: GenerationSettings) -> Any:
@@ -768,6 +831,10 @@ class HFAdapter(WhiteBoxAdapter):
             lambda err: NextTokenResult(logprobs={}, error="model_error",
                                         error_detail=_one_line(err)))
 
+    @staticmethod
+    def _cache_of(out: Any) -> Any:
+        return getattr(out, "cache", None) or getattr(out, "past_key_values")
+
     def _forward(self, inputs: dict[str, Any], **kwargs: Any) -> Any:
         loaded = self.load()
         if "logits_to_keep" in kwargs and "logits_to_keep" not in loaded.forward_params:
@@ -781,9 +848,27 @@ class HFAdapter(WhiteBoxAdapter):
         import torch
 
         start = time.perf_counter()
-        inputs = self.encode(texts, [r.prompt.images for r in requests])
+        images = [r.prompt.images for r in requests]
+        inputs = self.encode(texts, images)
+        slots = self._prefix_slots(inputs, images)
         with torch.inference_mode():
-            out = self._forward(inputs, use_cache=False, logits_to_keep=1)
+            if slots is None:
+                out = self._forward(self._with_features(inputs, images), use_cache=False,
+                                    logits_to_keep=1)
+            elif self._prefixes.covers(slots):
+                cont = continue_after(self._prefixes, slots, inputs,
+                                      self.load().tokenizer.pad_token_id)
+                tail = {"input_ids": cont.input_ids[:, cont.width:],
+                        **{k: v[:, cont.width:] for k, v in cont.extra.items()}}
+                out = self._forward(tail, attention_mask=cont.attention_mask,
+                                    position_ids=cont.position_ids[:, cont.width:],
+                                    past_key_values=cont.cache, use_cache=True,
+                                    logits_to_keep=1)
+            else:
+                out = self._forward(self._with_features(inputs, images),
+                                    position_ids=self._positions(inputs["attention_mask"]),
+                                    use_cache=True, logits_to_keep=1)
+                self._prefixes.record(self._cache_of(out), slots, [0] * len(slots))
         logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
         elapsed = (time.perf_counter() - start) / len(requests)
         results = []
@@ -868,11 +953,13 @@ class HFAdapter(WhiteBoxAdapter):
         import torch
 
         loaded = self.load()
-        inputs = self.encode([p.prefix for p in plans], [r.prompt.images for r in requests])
+        images = [r.prompt.images for r in requests]
+        inputs = self.encode([p.prefix for p in plans], images)
         with torch.inference_mode():
-            out = self._forward(inputs, use_cache=True, logits_to_keep=1)
+            out = self._forward(self._with_features(inputs, images), use_cache=True,
+                                logits_to_keep=1)
             first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # [B, V]
-            cache = getattr(out, "cache", None) or getattr(out, "past_key_values")
+            cache = self._cache_of(out)
             rows = [(q, j) for q, p in enumerate(plans) for j in range(len(p.cont_ids))]
             index = torch.tensor([q for q, _ in rows], device=loaded.device)
             cache.reorder_cache(index)
@@ -910,8 +997,8 @@ class HFAdapter(WhiteBoxAdapter):
 
         loaded = self.load()
         rows = [(q, j) for q, p in enumerate(plans) for j in range(len(p.cont_ids))]
-        inputs = self.encode([plans[q].prefixes[j] for q, j in rows],
-                              [requests[q].prompt.images for q, _ in rows])
+        images = [requests[q].prompt.images for q, _ in rows]
+        inputs = self.encode([plans[q].prefixes[j] for q, j in rows], images)
         mask = inputs["attention_mask"]
         new_rows: list[dict[str, Any]] = []
         for r, (q, j) in enumerate(rows):
@@ -941,7 +1028,8 @@ class HFAdapter(WhiteBoxAdapter):
             merged[name] = torch.stack(parts)
         keep = max(len(c) for p in plans for c in p.cont_ids) + 1  # logits of the answers only
         with torch.inference_mode():
-            out = self._forward(merged, use_cache=False, logits_to_keep=keep)
+            out = self._forward(self._with_features(merged, images), use_cache=False,
+                                logits_to_keep=keep)
             logprobs = torch.log_softmax(out.logits[:, -keep:].float(), dim=-1)
         sums: list[list[tuple[float, int]]] = [[] for _ in plans]
         for r, (q, j) in enumerate(rows):

@@ -36,6 +36,10 @@ class FamilySpec:
     max_images: int | None = None  # images one prompt may carry (None: no limit)
     prefix_cache: bool = False  # PS: score options from the prompt's KV cache (verified families)
     prefix_cache_unsupported: str = ""  # why the KV-cache path cannot work here (refused if asked)
+    image_prefix_reuse: bool = False  # the prompt's KV through its last image token is reused
+    # across requests with the same tokens and pixels there (verified families; prefix_kv.py)
+    image_features_reuse: bool = False  # vision features kept per pixel digest and passed as
+    # mm_encoder_outputs (one pixel row and one feature tensor per image; image_features.py)
     continuation_positions: PositionHook | None = None  # explicit positions after a cached prefix
     continuation_token_type: int = 0  # token_type_ids value for appended answer tokens
     auto_model: str = "AutoModelForImageTextToText"  # transformers auto class that loads it
@@ -83,16 +87,24 @@ _QFORMER = ("its forward pass takes no key/value cache for text after the Q-Form
             "tokens; use model.score_with=sequences (or auto)")
 
 FAMILIES: tuple[FamilySpec, ...] = (
-    FamilySpec(name="llava", model_types=("llava",), prefix_cache=True),
-    FamilySpec(name="llava_next", model_types=("llava_next",), prefix_cache=True),
+    FamilySpec(name="llava", model_types=("llava",), prefix_cache=True,
+               image_prefix_reuse=True, image_features_reuse=True),
+    FamilySpec(name="llava_next", model_types=("llava_next",), prefix_cache=True,
+               image_prefix_reuse=True, image_features_reuse=True),
+    # Reuse across conditions is on only where tests/robustness/models/test_families.py shows
+    # the same answers. No image prefixes: Qwen-VL's M-RoPE positions, PaliGemma's bidirectional
+    # prefix, Q-Former families, Mllama's cross-attention. No stored features: pixels in
+    # patches or tiles rather than one row per image (Qwen-VL, InternVL, Idefics3/SmolVLM),
+    # Q-Former inputs, Mllama.
     FamilySpec(name="qwen2_vl", model_types=("qwen2_vl", "qwen2_5_vl"), prefix_cache=True,
                continuation_positions=_mrope_continuation_positions),
-    FamilySpec(name="idefics3", model_types=("idefics3", "smolvlm"), prefix_cache=True),
+    FamilySpec(name="idefics3", model_types=("idefics3", "smolvlm"), prefix_cache=True,
+               image_prefix_reuse=True),
     # PaliGemma: no chat template; the processor writes bos after the image tokens and "\n"
     # after the prefix; the prefix attends bidirectionally and answer tokens carry type 1.
     FamilySpec(name="paligemma", model_types=("paligemma",), chat_template=False, plain_prompts=True,
                plain_image_token="<image>", answer_joiner="", processor_text_suffix="\n",
-               continuation_token_type=1, prefix_cache=True),
+               continuation_token_type=1, prefix_cache=True, image_features_reuse=True),
     # BLIP-2 / InstructBLIP: plain "Question: ... Answer:" prompts, one image, query tokens
     # inserted by the processor.
     FamilySpec(name="blip2", model_types=("blip-2",), chat_template=False, plain_prompts=True,
@@ -103,10 +115,14 @@ FAMILIES: tuple[FamilySpec, ...] = (
     # (continuations after a cached prefix lose the image: tests/robustness/models/
     # test_families.py found the scores differ).
     FamilySpec(name="mllama", model_types=("mllama",)),
-    FamilySpec(name="gemma3", model_types=("gemma3",), prefix_cache=True),  # MedGemma
-    FamilySpec(name="llava_onevision", model_types=("llava_onevision",), prefix_cache=True),
-    FamilySpec(name="internvl", model_types=("internvl",), prefix_cache=True),
-    FamilySpec(name="janus", model_types=("janus",), prefix_cache=True),  # Janus-Pro
+    FamilySpec(name="gemma3", model_types=("gemma3",), prefix_cache=True,  # MedGemma
+               image_prefix_reuse=True, image_features_reuse=True),
+    FamilySpec(name="llava_onevision", model_types=("llava_onevision",), prefix_cache=True,
+               image_prefix_reuse=True, image_features_reuse=True),
+    FamilySpec(name="internvl", model_types=("internvl",), prefix_cache=True,
+               image_prefix_reuse=True),
+    FamilySpec(name="janus", model_types=("janus",), prefix_cache=True,  # Janus-Pro
+               image_prefix_reuse=True, image_features_reuse=True),
     # Molmo (remote code, the paper's Molmo-7B-D): a causal LM with the repository's own
     # processor API; prompts are plain text (the processor adds "User: ... Assistant:").
     FamilySpec(name="molmo", model_types=("molmo",), auto_model="AutoModelForCausalLM",

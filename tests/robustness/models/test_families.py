@@ -19,7 +19,8 @@ from explain.whitebox import WhiteBoxScorer
 from robustness.cli import main
 from robustness.data.image import ImageInput
 from robustness.errors import ConfigError
-from robustness.models.base import (GenerateRequest, GenerationSettings, LoglikelihoodRequest,
+from robustness.models.base import (GenerateRequest, GenerateResult, GenerationSettings,
+                                    LoglikelihoodRequest,
                                     NextTokenRequest, Prompt, text_message)
 from robustness.models.hf import HFAdapter
 from robustness.modes import mode_from_config
@@ -70,6 +71,80 @@ def test_batched_equals_unbatched_and_prefix_cache_equals_sequences(build_family
             for s, t in zip(x.scores, y.scores):
                 assert s.n_tokens == t.n_tokens
                 assert s.logprob == pytest.approx(t.logprob, abs=TOL)
+
+
+def swapped_prompts(n: int, flip: bool = False) -> list[Prompt]:
+    """``prompts(n)`` with the options swapped (text after the image changes), optionally on
+    mirrored pixels (the same tokens over different images)."""
+    out = []
+    for q in make_queries(n):
+        image = ImageInput(q.image.pixels[:, ::-1].copy()) if flip else q.image
+        out.append(Prompt(messages=(text_message("user", f"{q.question} A: {q.options[1]} B: "
+                                                         f"{q.options[0]}", with_image=True),),
+                          images=(image,)))
+    return out
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_image_prefix_reuse_answers_exactly_as_without_it(build_family, family):
+    path = build_family(family)
+    plain, reuse = adapter(path, 3, image_prefix_mb=0), adapter(path, 2)
+    settings = GenerationSettings(max_new_tokens=4)
+    reuse.generate([GenerateRequest(p, settings) for p in prompts(6)])  # records the prefixes
+    for requests in ([GenerateRequest(p, settings) for p in swapped_prompts(5)],
+                     [NextTokenRequest(p, ("A", "B")) for p in swapped_prompts(5)]):
+        run = reuse.generate if isinstance(requests[0], GenerateRequest) else \
+            reuse.next_token_scores
+        got, want = run(requests), (plain.generate if run == reuse.generate
+                                    else plain.next_token_scores)(requests)
+        assert all(r.error is None for r in got + want)
+        for g, w in zip(got, want):
+            if isinstance(g, GenerateResult):
+                assert g.text == w.text
+                assert g.usage.input_tokens == w.usage.input_tokens
+            else:
+                assert g.logprobs["A"] == pytest.approx(w.logprobs["A"], abs=TOL)
+                assert g.logprobs["B"] == pytest.approx(w.logprobs["B"], abs=TOL)
+    stats = reuse.stats()
+    if not reuse.spec.image_prefix_reuse:
+        assert "image_prefixes" not in stats
+        return
+    assert stats["image_prefixes"]["reused"] == 10  # every swapped request, both kinds
+    mirrored = [NextTokenRequest(p, ("A", "B")) for p in swapped_prompts(5, flip=True)]
+    got, want = reuse.next_token_scores(mirrored), plain.next_token_scores(mirrored)
+    assert reuse.stats()["image_prefixes"]["reused"] == 10  # other pixels: nothing reused
+    for g, w in zip(got, want):
+        assert g.logprobs["A"] == pytest.approx(w.logprobs["A"], abs=TOL)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_stored_image_features_answer_exactly_as_the_vision_tower(build_family, family):
+    path = build_family(family)
+    plain = adapter(path, 3, image_prefix_mb=0, image_features_mb=0)
+    reuse = adapter(path, 2, image_prefix_mb=0)
+    settings = GenerationSettings(max_new_tokens=4)
+    reuse.generate([GenerateRequest(p, settings) for p in prompts(6)])  # stores the features
+    swapped = swapped_prompts(5)
+    got = reuse.generate([GenerateRequest(p, settings) for p in swapped])
+    want = plain.generate([GenerateRequest(p, settings) for p in swapped])
+    assert [g.text for g in got] == [w.text for w in want]
+    got = reuse.next_token_scores([NextTokenRequest(p, ("A", "B")) for p in swapped])
+    want = plain.next_token_scores([NextTokenRequest(p, ("A", "B")) for p in swapped])
+    for g, w in zip(got, want):
+        assert g.logprobs["A"] == pytest.approx(w.logprobs["A"], abs=TOL)
+    scored = [LoglikelihoodRequest(p, q.options) for p, q in zip(prompts(5), make_queries(5))]
+    for how in ["sequences"] + (["prefix_cache"] if plain.spec.prefix_cache else []):
+        reuse.score_with = plain.score_with = how
+        for g, w in zip(reuse.loglikelihood(scored), plain.loglikelihood(scored)):
+            assert g.error is None and w.error is None
+            for s, t in zip(g.scores, w.scores):
+                assert s.logprob == pytest.approx(t.logprob, abs=TOL)
+    stats = reuse.stats()
+    if not reuse.spec.image_features_reuse:
+        assert "image_features" not in stats
+        return
+    assert stats["image_features"]["encoded"] == 6  # each image once, whatever asked for it
+    assert stats["image_features"]["reused"] >= 5 + 5 + 5 * 2
 
 
 @pytest.mark.parametrize("family", ["blip2", "instructblip"])

@@ -1,0 +1,90 @@
+"""Vision-tower outputs (after the projector) kept per pixel digest and handed back to the model.
+
+Every condition that shows the clean pixels (text-only probes, prompting strategies, PS's option
+rows) would otherwise run the vision tower on them again. Transformers models accept
+precomputed image features as ``mm_encoder_outputs``; for families whose processor gives one
+``pixel_values`` row per image and whose ``get_image_features`` returns one feature tensor per
+image, as a list or stacked (verified per family in ``tests/robustness/models/test_families.py``), the adapter
+computes only the images it has not seen and passes the rest from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+# per-image inputs of get_image_features, sliced to the images not yet stored
+PER_IMAGE_INPUTS = ("pixel_values", "image_sizes")
+
+
+class FeatureStore:
+    """Image features by pixel digest within ``max_bytes``, first come first kept (the clean
+    images come first in a run and recur in every same-pixel condition; a pixel probe's
+    images are seen once, so evicting by recency would let them flush the clean ones)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._features: dict[str, Any] = {}
+        self._bytes = 0
+        self.reused = 0  # images whose features came from here
+        self.encoded = 0  # images run through the vision tower
+        self.refused = 0  # features not kept because the store was full
+        self._stacked = False  # the model's own form: one tensor of all images, or a list
+
+    def clear(self) -> None:
+        self._features.clear()
+        self._bytes = 0
+
+    def keep(self, digest: str, features: Any) -> None:
+        size = features.numel() * features.element_size()
+        if digest in self._features:
+            return
+        if self._bytes + size > self.max_bytes:
+            self.refused += 1
+            return
+        self._features[digest] = features
+        self._bytes += size
+
+    def stats(self) -> dict[str, Any]:
+        return {"reused": self.reused, "encoded": self.encoded, "refused": self.refused,
+                "mib": round(self._bytes / 2 ** 20, 1)}
+
+    def inject(self, model: Any, inputs: dict[str, Any], digests: Sequence[str]) -> dict[str, Any]:
+        """``inputs`` with ``pixel_values`` (one row per image, in ``digests`` order) replaced by
+        ``mm_encoder_outputs``: stored features where the digest is known, the vision tower's
+        for the rest (each distinct image once)."""
+        import inspect
+
+        import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        pixels = inputs["pixel_values"]
+        if pixels.shape[0] != len(digests):  # tiles or patches, not one row per image
+            return inputs
+        fresh: dict[str, int] = {}
+        for row, digest in enumerate(digests):
+            if digest not in self._features and digest not in fresh:
+                fresh[digest] = row
+        computed: dict[str, Any] = {}
+        if fresh:
+            rows = torch.tensor(list(fresh.values()), device=pixels.device)
+            encoder = model.base_model.get_image_features  # as generate() calls it
+            accepted = inspect.signature(encoder).parameters
+            kwargs = {name: inputs[name][rows] for name in PER_IMAGE_INPUTS
+                      if name in inputs and name in accepted}
+            out = encoder(**kwargs, return_dict=True).pooler_output
+            self._stacked = isinstance(out, torch.Tensor)
+            if len(out) != len(fresh):
+                raise ValueError(f"{len(out)} feature tensors for {len(fresh)} images: "
+                                 "this family does not give one per image")
+            for digest, features in zip(fresh, out):
+                computed[digest] = features
+                self.keep(digest, features)
+            self.encoded += len(fresh)
+        self.reused += len(digests) - len(fresh)
+        features = [computed[d] if d in computed else self._features[d] for d in digests]
+        if self._stacked:  # the model returned one tensor for all images: hand it one back
+            features = torch.stack(features)
+        out_inputs = {k: v for k, v in inputs.items() if k not in PER_IMAGE_INPUTS}
+        out_inputs["mm_encoder_outputs"] = {
+            "image": BaseModelOutputWithPooling(pooler_output=features)}
+        return out_inputs
