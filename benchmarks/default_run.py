@@ -1,19 +1,23 @@
-"""The default experiment, timed: cold vs a cached rerun, text-only probes vs clean, and the
-answering part vs its compute floor.
+"""The default experiment, timed: cold vs a cached rerun, text-only probes vs clean, reuse on vs
+off, and the answering part vs its compute floor.
 
 1. ``robustness`` (the default run: phantom, reference model, MC, default probes, saliency) in a
    fresh cache folder, then the same command again: whole-process wall times and their ratio.
-2. The default run with ``explain=none`` in a fresh cache: each condition's time; the text-only
-   probe conditions (same pixels as clean) against clean and against the median pixel-probe
-   condition (the same work as clean without the model's first load).
+2. The default run with ``explain=none`` in a fresh cache, ``--repeats`` times (median per
+   condition), and once more with the cross-condition reuse off (``model.image_prefix_mb=0
+   model.image_features_mb=0``): each condition's time; the text-only probe conditions (same
+   pixels as clean) against clean without the model's load (``model_stats.load_s``), against
+   clean as recorded, and against the median pixel-probe condition; whether every answer of the
+   two ways is identical.
 3. The compute floor of that answering part: one vision-tower pass per distinct image and one
    decoder prefill per distinct prompt (the answer cache's misses), each measured batched on the
-   loaded model; ``floor_ratio`` = the conditions' summed time, less the model's load (measured
-   here the same way), ÷ that floor; the ratio with the load is printed too.
+   loaded model (median of three) right after each run, so both see the same load;
+   ``floor_ratio`` = the median over the runs of (the conditions' summed time less the model's
+   load) ÷ that run's floor.
 
 Prints the machine's load average before each step; last line ``floor_ratio: R``.
 
-    python benchmarks/default_run.py [--threads 2]
+    python benchmarks/default_run.py [--threads 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def floor_seconds(run_dir: Path, threads: int) -> tuple[float, int, int, float]:
-    """Seconds for one vision pass per distinct image + one prefill per distinct prompt, and
-    the seconds loading the model took (the run's first condition pays it)."""
+def floor_seconds(run_dir: Path, threads: int) -> tuple[float, int, int]:
+    """Seconds for one vision pass per distinct image + one prefill per distinct prompt (the
+    median of three measurements), and how many of each."""
     import torch
 
     from robustness.data.image import ImageInput
@@ -60,34 +64,51 @@ def floor_seconds(run_dir: Path, threads: int) -> tuple[float, int, int, float]:
     n_images = len({r["query"]["image_sha256"] for r in records})
     n_prompts = sum(c["cache"]["misses"] for c in summary["conditions"].values())
     tokens = sum(c["cache"]["input_tokens"] for c in summary["conditions"].values()) / n_prompts
-    adapter = HFAdapter(checkpoint_path("reference"), device="cpu", dtype="float32",
-                        local_files_only=True)
-    t0 = time.perf_counter()
-    loaded = adapter.load()
-    load_s = time.perf_counter() - t0
+    loaded = HFAdapter(checkpoint_path("reference"), device="cpu", dtype="float32",
+                       local_files_only=True).load()
     model, processor = loaded.model, loaded.processor
     phantom = sorted(Path(summary["benchmark"]["settings"]["folder"]).glob("images/*.png"))
     images = [ImageInput.open(p).pil("RGB") for p in phantom[:32]]
     pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
     hidden = model.config.text_config.hidden_size
     embeds = torch.randn(16, int(round(tokens)), hidden)
+    floors = []
     with torch.inference_mode():
         model.model.get_image_features(pixel_values=pixels[:4])  # warm-up
         model.model.language_model(inputs_embeds=embeds[:2])
-        t0 = time.perf_counter()
         for _ in range(3):
+            t0 = time.perf_counter()
             model.model.get_image_features(pixel_values=pixels)
-        per_image = (time.perf_counter() - t0) / (3 * len(images))
-        t0 = time.perf_counter()
-        for _ in range(3):
+            per_image = (time.perf_counter() - t0) / len(images)
+            t0 = time.perf_counter()
             model.lm_head(model.model.language_model(inputs_embeds=embeds).last_hidden_state[:, -1])
-        per_prompt = (time.perf_counter() - t0) / (3 * len(embeds))
-    return n_images * per_image + n_prompts * per_prompt, n_images, n_prompts, load_s
+            per_prompt = (time.perf_counter() - t0) / len(embeds)
+            floors.append(n_images * per_image + n_prompts * per_prompt)
+    return statistics.median(floors), n_images, n_prompts
+
+
+def condition_times(run_dir: Path) -> tuple[dict[str, float], float]:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    load_s = (summary.get("model_stats") or {}).get("load_s", 0.0)
+    return {name: c["elapsed_s"] for name, c in summary["conditions"].items()}, load_s
+
+
+def same_answers(a: Path, b: Path) -> bool:
+    """Whether two runs' predictions hold the same choice and raw text for every question."""
+    for path in sorted((a / "predictions").glob("*.jsonl")):
+        left = [json.loads(line) for line in path.read_text().splitlines()]
+        right = [json.loads(line) for line in (b / "predictions" / path.name).read_text()
+                 .splitlines()]
+        if [(r["choice"], r["raw"].get("text")) for r in left] != \
+                [(r["choice"], r["raw"].get("text")) for r in right]:
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     common = ["progress=false", f"threads={args.threads}"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,27 +119,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   cold {cold:.1f} s, cached rerun {warm:.1f} s (whole process): "
               f"rerun_speedup: {cold / warm:.2f}")
 
-        print(f"2. default run with explain=none, cold ({load()})")
-        run([*common, "explain=none", f"cache.dir={tmp_path / 'c2'}",
-             f"hydra.run.dir={tmp_path / 'r3'}"])
-        summary = json.loads((tmp_path / "r3" / "summary.json").read_text())
-        times = {name: c["elapsed_s"] for name, c in summary["conditions"].items()}
+        print(f"2. default run with explain=none, cold, {args.repeats} times ({load()})")
+        runs, floors = [], []
+        for k in range(args.repeats):  # each run's floor measured right after it, same load
+            run_dir = tmp_path / f"n{k}"
+            run([*common, "explain=none", f"cache.dir={tmp_path / f'cn{k}'}",
+                 f"hydra.run.dir={run_dir}"])
+            runs.append(condition_times(run_dir))
+            floors.append(floor_seconds(run_dir, args.threads))
+        off_dir = tmp_path / "off"
+        run([*common, "explain=none", "model.image_prefix_mb=0", "model.image_features_mb=0",
+             f"cache.dir={tmp_path / 'coff'}", f"hydra.run.dir={off_dir}"])
+        off, off_load = condition_times(off_dir)
+        times = {name: statistics.median(r[0][name] for r in runs) for name in runs[0][0]}
+        load_s = statistics.median(r[1] for r in runs)
         pixel = statistics.median(t for n, t in times.items()
                                   if n != "clean" and n not in TEXT_ONLY)
-        print("   " + ", ".join(f"{n} {t:.2f} s" for n, t in times.items()))
+        print("   reuse on (median): " + ", ".join(f"{n} {t:.2f} s" for n, t in times.items())
+              + f"; loading the model {load_s:.2f} s (inside clean)")
+        print("   reuse off:         " + ", ".join(f"{n} {t:.2f} s" for n, t in off.items()))
+        clean_answering = times["clean"] - load_s
         for name in TEXT_ONLY:
             if name in times:
-                print(f"   {name}: {times[name] / times['clean']:.2f}x clean (clean includes the "
-                      f"model's first load), {times[name] / pixel:.2f}x the median pixel probe")
+                print(f"   {name}: {times[name] / clean_answering:.2f}x clean without the load "
+                      f"({times[name] / times['clean']:.2f}x clean as recorded), "
+                      f"{times[name] / pixel:.2f}x the median pixel probe; reuse off "
+                      f"{off[name] / (off['clean'] - off_load):.2f}x")
+        print(f"   answers identical with and without reuse: "
+              f"{'yes' if same_answers(tmp_path / 'n0', off_dir) else 'NO'}")
 
         print(f"3. compute floor of the answering part ({load()})")
-        floor, n_images, n_prompts, load_s = floor_seconds(tmp_path / "r3", args.threads)
-        total = sum(times.values())
-        answering = total - load_s
-        print(f"   {n_prompts} distinct prompts, {n_images} distinct images: floor {floor:.2f} s; "
-              f"conditions {total:.2f} s, of which loading the model {load_s:.2f} s "
-              f"(ratio with it {total / floor:.2f})")
-        print(f"floor_ratio: {answering / floor:.2f}")
+        n_images, n_prompts = floors[0][1], floors[0][2]
+        answering = [sum(t.values()) - ld for t, ld in runs]
+        ratios = [a / f for a, (f, _, _) in zip(answering, floors)]
+        off_answering = sum(off.values()) - off_load
+        print(f"   {n_prompts} distinct prompts, {n_images} distinct images; per run: conditions "
+              "less the model's load / floor measured right after = "
+              + ", ".join(f"{a:.2f} / {f:.2f} s" for a, (f, _, _) in zip(answering, floors))
+              + f"; reuse off {off_answering:.2f} s (ratio {off_answering / floors[-1][0]:.2f} "
+              "to the last floor)")
+        print(f"floor_ratio: {statistics.median(ratios):.2f}")
     return 0
 
 

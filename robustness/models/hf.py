@@ -321,6 +321,7 @@ class HFAdapter(WhiteBoxAdapter):
         self.attn_implementation = attn_implementation
         self.peak_memory_bytes = 0  # the most GPU memory one batch took (CUDA only)
         self.oom_splits = 0  # batches halved after running out of GPU memory
+        self.load_s = 0.0  # seconds this adapter spent loading the model (0: already loaded)
         self._model_id = model_id
         self.revision = revision
         self.dtype = dtype
@@ -421,7 +422,9 @@ class HFAdapter(WhiteBoxAdapter):
             with _REGISTRY_LOCK:
                 loaded = _REGISTRY.get(key)
                 if loaded is None:
+                    started = time.perf_counter()
                     loaded = _load(self)
+                    self.load_s = time.perf_counter() - started
                     _REGISTRY[key] = loaded
             self._loaded = loaded
         return self._loaded
@@ -629,6 +632,7 @@ class HFAdapter(WhiteBoxAdapter):
         if self._loaded.device.type == "cuda":
             out["peak_gpu_memory_mib"] = round(self.peak_memory_bytes / 2 ** 20, 1)
         out["oom_splits"] = self.oom_splits
+        out["load_s"] = round(self.load_s, 2)
         if self._prefixes is not None and self._loaded.family.image_prefix_reuse:
             out["image_prefixes"] = self._prefixes.stats()
         if self._features is not None and self._loaded.family.image_features_reuse:
@@ -739,7 +743,8 @@ class HFAdapter(WhiteBoxAdapter):
                 result = loaded.model.generate(**self._with_features(inputs, images),
                                                generation_config=config,
                                                return_dict_in_generate=True)
-                self._prefixes.record(self._cache_of(result), slots, [0] * len(slots))
+                self._prefixes.record(self._cache_of(result), slots, inputs["input_ids"],
+                                      [0] * len(slots))
                 out = result.sequences
         # decoder-only models return prompt + answer; some (encoder-decoder) the answer only
         echoed = out.shape[1] > prompt.shape[1] and torch.equal(out[:, : prompt.shape[1]], prompt)
@@ -868,7 +873,8 @@ class HFAdapter(WhiteBoxAdapter):
                 out = self._forward(self._with_features(inputs, images),
                                     position_ids=self._positions(inputs["attention_mask"]),
                                     use_cache=True, logits_to_keep=1)
-                self._prefixes.record(self._cache_of(out), slots, [0] * len(slots))
+                self._prefixes.record(self._cache_of(out), slots, inputs["input_ids"],
+                                      [0] * len(slots))
         logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
         elapsed = (time.perf_counter() - start) / len(requests)
         results = []

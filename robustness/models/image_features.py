@@ -66,11 +66,13 @@ class FeatureStore:
                 fresh[digest] = row
         computed: dict[str, Any] = {}
         if fresh:
-            rows = torch.tensor(list(fresh.values()), device=pixels.device)
             encoder = model.base_model.get_image_features  # as generate() calls it
             accepted = inspect.signature(encoder).parameters
-            kwargs = {name: inputs[name][rows] for name in PER_IMAGE_INPUTS
+            kwargs = {name: inputs[name] for name in PER_IMAGE_INPUTS
                       if name in inputs and name in accepted}
+            if len(fresh) < len(digests):  # only the rows not seen yet (a copy)
+                rows = torch.tensor(list(fresh.values()), device=pixels.device)
+                kwargs = {name: value[rows] for name, value in kwargs.items()}
             out = encoder(**kwargs, return_dict=True).pooler_output
             self._stacked = isinstance(out, torch.Tensor)
             if len(out) != len(fresh):

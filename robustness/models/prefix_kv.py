@@ -1,13 +1,14 @@
-"""Image-bearing prompt prefixes kept with their key/value cache, reused across conditions.
+"""Prompts over the same pixels share their opening: its key/value cache is computed once.
 
 Text-only probes (option swap, paraphrases, chain of thought) show the clean pixels under the
-same opening text: everything up to the prompt's last image token is the same tokens over the
-same pixels, so its KV cache is the same. The adapter records each prefix's KV the first time a
-request computes it and, when every request of a later batch finds its prefix here, prefills
-only what follows the image. Memory is bounded (first come, first kept). Positions:
-each entry remembers the rotary position of its first token, so the text after it continues
-exactly where the original pass left off (left padding shifts positions uniformly per row, which
-rotary attention does not see). ``docs/running.md`` (Performance) has the measurements.
+same opening text. The adapter keeps each prompt's KV cache the first time it is computed,
+filed under its image prefix (the tokens through the prompt's last image token plus the pixel
+digests), and when every request of a later batch finds a stored prompt with its image prefix,
+it continues from the longest run of tokens the two prompts share (at least the image, often
+the question too) and prefills only the rest. Memory is bounded (first come, first kept).
+Positions: each entry remembers the rotary position of its first token, so the text after the
+shared part continues exactly where the original pass left off (left padding shifts positions
+uniformly per row, which rotary attention does not see). Measurements: ``docs/running.md``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any, Sequence
 
 @dataclass(frozen=True)
 class PrefixSlot:
-    """Where one batch row's image prefix sits: its store key, the first attended column of the
-    row, and the prefix's token count (through the last image token)."""
+    """One batch row: the key of its image prefix, the row's first attended column and the
+    image prefix's token count (through the last image token)."""
 
     key: str
     start: int
@@ -29,9 +30,10 @@ class PrefixSlot:
 
 @dataclass
 class PrefixEntry:
-    """One prefix's per-layer keys and values ``[heads, length, head_dim]``, and the position id
-    its first token had when they were computed."""
+    """One stored prompt: its token ids, per-layer keys and values ``[heads, tokens, dim]``, and
+    the position id its first token had when they were computed."""
 
+    ids: Any
     layers: list[tuple[Any, Any]]
     first_position: int
 
@@ -40,17 +42,25 @@ class PrefixEntry:
         return sum(k.numel() * k.element_size() + v.numel() * v.element_size()
                    for k, v in self.layers)
 
+    def shared_with(self, row: Any) -> int:
+        """How many leading tokens ``row`` (unpadded ids) has in common with this prompt, less
+        one if that is all of ``row`` (its last token must run to give the next one)."""
+        n = min(int(row.shape[0]), int(self.ids.shape[0]))
+        same = (row[:n] == self.ids[:n]).long()
+        common = int(same.cumprod(0).sum())
+        return min(common, int(row.shape[0]) - 1)
+
 
 def prefix_slots(input_ids: Any, attention_mask: Any, image_token_id: int,
                  digests: Sequence[Sequence[str]]) -> list[PrefixSlot] | None:
-    """Each row's prefix through its last image token, keyed by those token ids and the row's
-    pixel digests; ``None`` when some row has no image token or nothing after it."""
+    """Each row's image prefix, keyed by its token ids and the row's pixel digests; ``None``
+    when some row has no image token, nothing after it, or padding inside."""
     slots: list[PrefixSlot] = []
     for row, mask, row_digests in zip(input_ids, attention_mask, digests):
         start = int(mask.shape[0] - mask.sum())
         hits = (row == image_token_id).nonzero()
         if hits.numel() == 0 or int(mask[start:].sum()) != mask.shape[0] - start:
-            return None  # no image, or padding inside the row: nothing to share
+            return None
         end = int(hits[-1]) + 1
         if end >= row.shape[0]:
             return None
@@ -62,18 +72,19 @@ def prefix_slots(input_ids: Any, attention_mask: Any, image_token_id: int,
 
 
 class PrefixStore:
-    """Prefixes within ``max_bytes`` on the model's device, first come first kept: a run
-    answers the clean condition first, and its prefixes are the ones every text-only probe
-    shows again, while a pixel probe's are never seen twice; evicting by recency would let
-    pixel probes flush them."""
+    """Stored prompts within ``max_bytes`` on the model's device, one per image prefix, first
+    come first kept: a run answers the clean condition first, and its prompts are the ones every
+    text-only probe shows again, while a pixel probe's are never seen twice; evicting by recency
+    would let pixel probes flush them."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._entries: dict[str, PrefixEntry] = {}
         self._bytes = 0
-        self.reused = 0  # rows answered from a stored prefix
-        self.recorded = 0  # prefixes stored
-        self.refused = 0  # prefixes not kept because the store was full
+        self.reused = 0  # rows answered from a stored prompt
+        self.reused_tokens = 0  # prompt tokens those rows did not prefill
+        self.recorded = 0  # prompts stored
+        self.refused = 0  # prompts not kept because the store was full
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries
@@ -88,19 +99,22 @@ class PrefixStore:
         self._entries.clear()
         self._bytes = 0
 
-    def record(self, cache: Any, slots: Sequence[PrefixSlot], first_positions: Sequence[int]) -> None:
-        """Keep each row's prefix from a batch ``cache`` (``[batch, heads, length, dim]`` per
-        layer) computed with the rows' first tokens at ``first_positions``."""
+    def record(self, cache: Any, slots: Sequence[PrefixSlot], input_ids: Any,
+               first_positions: Sequence[int]) -> None:
+        """Keep each row's prompt (``input_ids``, left-padded) from a batch ``cache``
+        (``[batch, heads, positions, dim]`` per layer, prompt first) computed with the rows'
+        first tokens at ``first_positions``."""
         layers = [(layer.keys, layer.values) for layer in cache.layers]
-        end = max(s.start + s.length for s in slots)
-        if any(k.dim() != 4 or k.shape[2] < end for k, _ in layers):
+        width = int(input_ids.shape[1])
+        if any(k.dim() != 4 or k.shape[2] < width for k, _ in layers):
             self.refused += len(slots)  # a layer kept a window, not every position
             return
         for r, (slot, first) in enumerate(zip(slots, first_positions)):
             if slot.key in self._entries:
                 continue
-            cut = slice(slot.start, slot.start + slot.length)
-            entry = PrefixEntry(layers=[(k[r, :, cut].clone(), v[r, :, cut].clone())
+            cut = slice(slot.start, width)
+            entry = PrefixEntry(ids=input_ids[r, cut].clone(),
+                                layers=[(k[r, :, cut].clone(), v[r, :, cut].clone())
                                         for k, v in layers], first_position=first)
             size = entry.nbytes
             if self._bytes + size > self.max_bytes:
@@ -110,15 +124,16 @@ class PrefixStore:
             self._bytes += size
             self.recorded += 1
 
-    def stats(self) -> dict[str, int]:
-        return {"reused": self.reused, "recorded": self.recorded, "refused": self.refused,
+    def stats(self) -> dict[str, Any]:
+        return {"reused": self.reused, "reused_tokens": self.reused_tokens,
+                "recorded": self.recorded, "refused": self.refused,
                 "mib": round(self._bytes / 2 ** 20, 1)}
 
 
 @dataclass
 class Continuation:
-    """A batch rebuilt on stored prefixes: the cache (prefixes left-padded to one width), the
-    whole rows' ids, mask and explicit positions, and how many columns the cache covers."""
+    """A batch rebuilt on stored prompts: the cache (shared parts right-aligned to one width),
+    the whole rows' ids, mask and explicit positions, and how many columns the cache covers."""
 
     cache: Any
     input_ids: Any
@@ -130,50 +145,48 @@ class Continuation:
 
 def continue_after(store: PrefixStore, slots: Sequence[PrefixSlot],
                    inputs: dict[str, Any], pad_id: int) -> Continuation:
-    """The batch ``inputs`` with every row's prefix taken from ``store``: prefixes right-aligned
-    in a cache of the longest prefix's width, the text after each image left-padded behind them,
-    positions continuing each prefix's own."""
+    """The batch ``inputs`` with each row's shared opening taken from ``store``: those parts
+    right-aligned in a cache of the longest one's width, the rest of each row left-padded behind
+    them, positions continuing each stored prompt's own."""
     import torch
     from transformers import DynamicCache
 
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     entries = [store.get(s.key) for s in slots]
+    shared = [entry.shared_with(ids[r, s.start:]) for r, (s, entry)
+              in enumerate(zip(slots, entries))]
     store.reused += len(slots)
-    width = max(s.length for s in slots)
-    tails = [ids[r, s.start + s.length:] for r, s in enumerate(slots)]
+    store.reused_tokens += sum(shared)
+    width = max(shared)
+    tails = [ids[r, s.start + n:] for r, (s, n) in enumerate(zip(slots, shared))]
     tail_width = max(int(t.shape[0]) for t in tails)
     device = ids.device
-    rows = len(slots)
-    new_ids = torch.full((rows, width + tail_width), pad_id, dtype=ids.dtype, device=device)
-    new_mask = torch.zeros((rows, width + tail_width), dtype=mask.dtype, device=device)
-    positions = torch.zeros((rows, width + tail_width), dtype=torch.long, device=device)
-    extra = {name: torch.zeros((rows, width + tail_width, *t.shape[2:]), dtype=t.dtype,
-                               device=device)
+    rows, total = len(slots), width + tail_width
+    new_ids = torch.full((rows, total), pad_id, dtype=ids.dtype, device=device)
+    new_mask = torch.zeros((rows, total), dtype=mask.dtype, device=device)
+    positions = torch.zeros((rows, total), dtype=torch.long, device=device)
+    extra = {name: torch.zeros((rows, total, *t.shape[2:]), dtype=t.dtype, device=device)
              for name, t in inputs.items()
              if name not in ("input_ids", "attention_mask") and t.dim() >= 2
              and t.shape[:2] == ids.shape}
-    n_layers = len(entries[0].layers)
-    keys: list[list[Any]] = [[] for _ in range(n_layers)]
-    values: list[list[Any]] = [[] for _ in range(n_layers)]
-    for r, (slot, entry, tail) in enumerate(zip(slots, entries, tails)):
-        p0, t0 = width - slot.length, width + tail_width - tail.shape[0]
-        source = slice(slot.start, ids.shape[1])
-        new_ids[r, p0:width] = ids[r, slot.start:slot.start + slot.length]
+    keys: list[list[Any]] = [[] for _ in entries[0].layers]
+    values: list[list[Any]] = [[] for _ in entries[0].layers]
+    for r, (slot, entry, n, tail) in enumerate(zip(slots, entries, shared, tails)):
+        p0, t0 = width - n, total - tail.shape[0]
+        new_ids[r, p0:width] = ids[r, slot.start:slot.start + n]
         new_ids[r, t0:] = tail
         new_mask[r, p0:width] = 1
         new_mask[r, t0:] = 1
         first = entry.first_position
-        positions[r, p0:width] = torch.arange(first, first + slot.length, device=device)
-        positions[r, t0:] = torch.arange(first + slot.length,
-                                         first + slot.length + tail.shape[0], device=device)
+        positions[r, p0:width] = torch.arange(first, first + n, device=device)
+        positions[r, t0:] = torch.arange(first + n, first + n + tail.shape[0], device=device)
         for name, tensor in extra.items():
-            row = inputs[name][r, source]
-            tensor[r, p0:width] = row[:slot.length]
-            tensor[r, t0:] = row[slot.length:]
+            row = inputs[name][r, slot.start:]
+            tensor[r, p0:width] = row[:n]
+            tensor[r, t0:] = row[n:]
         for layer, (k, v) in enumerate(entry.layers):
-            pad = width - slot.length
-            keys[layer].append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
-            values[layer].append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
+            keys[layer].append(torch.nn.functional.pad(k[:, :n], (0, 0, width - n, 0)))
+            values[layer].append(torch.nn.functional.pad(v[:, :n], (0, 0, width - n, 0)))
     cache = DynamicCache(ddp_cache_data=[(torch.stack(k), torch.stack(v))
                                          for k, v in zip(keys, values)])
     return Continuation(cache=cache, input_ids=new_ids, attention_mask=new_mask,

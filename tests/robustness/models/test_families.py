@@ -20,7 +20,7 @@ from robustness.cli import main
 from robustness.data.image import ImageInput
 from robustness.errors import ConfigError
 from robustness.models.base import (GenerateRequest, GenerateResult, GenerationSettings,
-                                    LoglikelihoodRequest,
+                                    LoglikelihoodRequest, NextTokenResult,
                                     NextTokenRequest, Prompt, text_message)
 from robustness.models.hf import HFAdapter
 from robustness.modes import mode_from_config
@@ -85,66 +85,97 @@ def swapped_prompts(n: int, flip: bool = False) -> list[Prompt]:
     return out
 
 
+def differences(got: list, want: list) -> list[str]:
+    """Where two adapters' results for the same requests differ (errors included)."""
+    out = []
+    for k, (g, w) in enumerate(zip(got, want)):
+        if g.error or w.error:
+            out.append(f"{k}: error {g.error_detail or w.error_detail}")
+        elif isinstance(g, GenerateResult):
+            if (g.text, g.usage.input_tokens) != (w.text, w.usage.input_tokens):
+                out.append(f"{k}: {g.text!r} != {w.text!r}")
+        elif isinstance(g, NextTokenResult):
+            if any(abs(g.logprobs[c] - w.logprobs[c]) > TOL for c in ("A", "B")):
+                out.append(f"{k}: {g.logprobs} != {w.logprobs}")
+        elif any(abs(a.logprob - b.logprob) > TOL for a, b in zip(g.scores, w.scores)):
+            out.append(f"{k}: {[a.logprob for a in g.scores]} != {[b.logprob for b in w.scores]}")
+    return out
+
+
+def reuse_differences(path, reuse: HFAdapter, plain: HFAdapter) -> list[str]:
+    """Record with ``reuse`` on prompts(6), then answer option-swapped prompts over the same
+    pixels (generate, next token, PS on both paths) with both adapters; what differs."""
+    settings = GenerationSettings(max_new_tokens=4)
+    reuse.generate([GenerateRequest(p, settings) for p in prompts(6)])
+    swapped = swapped_prompts(5)
+    out = differences(reuse.generate([GenerateRequest(p, settings) for p in swapped]),
+                      plain.generate([GenerateRequest(p, settings) for p in swapped]))
+    nxt = [NextTokenRequest(p, ("A", "B")) for p in swapped]
+    out += differences(reuse.next_token_scores(nxt), plain.next_token_scores(nxt))
+    scored = [LoglikelihoodRequest(p, q.options) for p, q in zip(prompts(5), make_queries(5))]
+    for how in ["sequences"] + (["prefix_cache"] if plain.spec.prefix_cache else []):
+        reuse.score_with = plain.score_with = how
+        out += differences(reuse.loglikelihood(scored), plain.loglikelihood(scored))
+    return out
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_image_prefix_reuse_answers_exactly_as_without_it(build_family, family):
     path = build_family(family)
-    plain, reuse = adapter(path, 3, image_prefix_mb=0), adapter(path, 2)
-    settings = GenerationSettings(max_new_tokens=4)
-    reuse.generate([GenerateRequest(p, settings) for p in prompts(6)])  # records the prefixes
-    for requests in ([GenerateRequest(p, settings) for p in swapped_prompts(5)],
-                     [NextTokenRequest(p, ("A", "B")) for p in swapped_prompts(5)]):
-        run = reuse.generate if isinstance(requests[0], GenerateRequest) else \
-            reuse.next_token_scores
-        got, want = run(requests), (plain.generate if run == reuse.generate
-                                    else plain.next_token_scores)(requests)
-        assert all(r.error is None for r in got + want)
-        for g, w in zip(got, want):
-            if isinstance(g, GenerateResult):
-                assert g.text == w.text
-                assert g.usage.input_tokens == w.usage.input_tokens
-            else:
-                assert g.logprobs["A"] == pytest.approx(w.logprobs["A"], abs=TOL)
-                assert g.logprobs["B"] == pytest.approx(w.logprobs["B"], abs=TOL)
+    reuse = adapter(path, 2, image_features_mb=0)
+    plain = adapter(path, 3, image_prefix_mb=0, image_features_mb=0)
+    assert reuse_differences(path, reuse, plain) == []
     stats = reuse.stats()
     if not reuse.spec.image_prefix_reuse:
         assert "image_prefixes" not in stats
         return
     assert stats["image_prefixes"]["reused"] == 10  # every swapped request, both kinds
     mirrored = [NextTokenRequest(p, ("A", "B")) for p in swapped_prompts(5, flip=True)]
-    got, want = reuse.next_token_scores(mirrored), plain.next_token_scores(mirrored)
+    assert differences(reuse.next_token_scores(mirrored), plain.next_token_scores(mirrored)) == []
     assert reuse.stats()["image_prefixes"]["reused"] == 10  # other pixels: nothing reused
-    for g, w in zip(got, want):
-        assert g.logprobs["A"] == pytest.approx(w.logprobs["A"], abs=TOL)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_stored_image_features_answer_exactly_as_the_vision_tower(build_family, family):
     path = build_family(family)
-    plain = adapter(path, 3, image_prefix_mb=0, image_features_mb=0)
     reuse = adapter(path, 2, image_prefix_mb=0)
-    settings = GenerationSettings(max_new_tokens=4)
-    reuse.generate([GenerateRequest(p, settings) for p in prompts(6)])  # stores the features
-    swapped = swapped_prompts(5)
-    got = reuse.generate([GenerateRequest(p, settings) for p in swapped])
-    want = plain.generate([GenerateRequest(p, settings) for p in swapped])
-    assert [g.text for g in got] == [w.text for w in want]
-    got = reuse.next_token_scores([NextTokenRequest(p, ("A", "B")) for p in swapped])
-    want = plain.next_token_scores([NextTokenRequest(p, ("A", "B")) for p in swapped])
-    for g, w in zip(got, want):
-        assert g.logprobs["A"] == pytest.approx(w.logprobs["A"], abs=TOL)
-    scored = [LoglikelihoodRequest(p, q.options) for p, q in zip(prompts(5), make_queries(5))]
-    for how in ["sequences"] + (["prefix_cache"] if plain.spec.prefix_cache else []):
-        reuse.score_with = plain.score_with = how
-        for g, w in zip(reuse.loglikelihood(scored), plain.loglikelihood(scored)):
-            assert g.error is None and w.error is None
-            for s, t in zip(g.scores, w.scores):
-                assert s.logprob == pytest.approx(t.logprob, abs=TOL)
+    plain = adapter(path, 3, image_prefix_mb=0, image_features_mb=0)
+    assert reuse_differences(path, reuse, plain) == []
     stats = reuse.stats()
     if not reuse.spec.image_features_reuse:
         assert "image_features" not in stats
         return
     assert stats["image_features"]["encoded"] == 6  # each image once, whatever asked for it
     assert stats["image_features"]["reused"] >= 5 + 5 + 5 * 2
+
+
+def forced(path, flag: str) -> tuple[list[str], dict]:
+    """``reuse_differences`` with ``flag`` forced on for the family, and the adapter's stats."""
+    other = "image_features_mb" if flag == "image_prefix_reuse" else "image_prefix_mb"
+    reuse = adapter(path, 2, **{other: 0})
+    loaded = reuse.load()
+    spec = loaded.family
+    loaded.family = replace(spec, **{flag: True})
+    try:
+        return (reuse_differences(path, reuse, adapter(path, 3, image_prefix_mb=0,
+                                                       image_features_mb=0)), reuse.stats())
+    finally:
+        loaded.family = spec
+
+
+@pytest.mark.parametrize("family,flag", [
+    *[(f, "image_prefix_reuse") for f in ("qwen2_vl", "paligemma", "blip2", "mllama")],
+    *[(f, "image_features_reuse") for f in ("blip2", "instructblip", "mllama")]])
+def test_forcing_a_reuse_on_where_it_is_off_changes_answers(build_family, family, flag):
+    """The equality tests above can fail: these families, marked ✘ in docs/models.md, answer
+    differently (or not at all) with the reuse forced on."""
+    assert forced(build_family(family), flag)[0] != []
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "internvl"])
+def test_features_are_never_stored_for_pixels_in_patches_or_tiles(build_family, family):
+    differences_found, stats = forced(build_family(family), "image_features_reuse")
+    assert differences_found == [] and stats["image_features"]["reused"] == 0
 
 
 @pytest.mark.parametrize("family", ["blip2", "instructblip"])

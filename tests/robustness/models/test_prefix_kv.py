@@ -1,6 +1,6 @@
-"""The image-prefix store: slots end at the last image token and are keyed by tokens and
-pixels, memory stays within its budget (first come, first kept), and a rebuilt batch continues
-each prefix at its own positions."""
+"""The prompt store: slots end at the last image token and are keyed by tokens and pixels,
+memory stays within its budget (first come, first kept), and a rebuilt batch continues from
+the longest opening a row shares with the stored prompt, at that prompt's positions."""
 
 from __future__ import annotations
 
@@ -45,39 +45,47 @@ def test_slots_end_at_the_last_image_token_and_key_tokens_with_pixels():
 def test_the_store_keeps_what_came_first_within_its_budget():
     ids, mask = batch()
     slots = prefix_slots(ids, mask, IMAGE, [["px1"], ["px2"]])
-    one_entry = 2 * 2 * (2 * 3 * 3) * 4  # layers x (k, v) x heads*length*dim floats
+    one_entry = 2 * 2 * (2 * 5 * 3) * 4  # layers x (k, v) x heads*tokens*dim floats (row 0)
     store = PrefixStore(max_bytes=one_entry)
-    store.record(cache_for(ids), slots, [0, 0])
+    store.record(cache_for(ids), slots, ids, [0, 0])
     assert slots[0].key in store and slots[1].key not in store
     assert store.stats()["refused"] == 1 and not store.covers(slots)
     cache = cache_for(ids)
     big = PrefixStore(max_bytes=10 * one_entry)
-    big.record(cache, slots, [0, 0])
-    kept = big.get(slots[0].key).layers[0][0]
-    assert torch.equal(kept, cache.layers[0].keys[0, :, 2:5])  # row 0's prefix, unpadded
+    big.record(cache, slots, ids, [0, 0])
+    kept = big.get(slots[0].key)
+    assert torch.equal(kept.layers[0][0], cache.layers[0].keys[0, :, 2:])  # unpadded prompt
+    assert kept.ids.tolist() == [5, IMAGE, IMAGE, 7, 8]
 
 
 def test_a_cache_that_kept_only_a_window_is_not_recorded():
     ids, mask = batch()
     slots = prefix_slots(ids, mask, IMAGE, [["px1"], ["px2"]])
     store = PrefixStore(max_bytes=1 << 20)
-    store.record(cache_for(ids[:, :4]), slots, [0, 0])  # 4 positions: row 0 ends at 5
+    store.record(cache_for(ids[:, :4]), slots, ids, [0, 0])  # 4 of the prompts' 7 positions
     assert not store.covers(slots) and store.stats()["refused"] == 2
 
 
-def test_a_rebuilt_batch_right_aligns_prefixes_and_continues_their_positions():
+def test_a_rebuilt_batch_continues_from_the_longest_shared_opening():
     ids, mask = batch()
     slots = prefix_slots(ids, mask, IMAGE, [["px1"], ["px2"]])
     store = PrefixStore(max_bytes=1 << 20)
-    store.record(cache_for(ids), slots, [0, 0])
-    cont = continue_after(store, slots, {"input_ids": ids, "attention_mask": mask}, pad_id=0)
-    assert cont.width == 3
-    assert cont.input_ids.tolist() == [[5, IMAGE, IMAGE, 0, 0, 7, 8],
-                                       [5, IMAGE, IMAGE, 6, 7, 8, 1]]
-    assert cont.attention_mask.tolist() == [[1, 1, 1, 0, 0, 1, 1], [1] * 7]
-    assert cont.position_ids[0].tolist()[-2:] == [3, 4]
-    assert cont.position_ids[1].tolist() == list(range(7))
-    assert cont.cache.get_seq_length() == 3 and store.stats()["reused"] == 2
+    store.record(cache_for(ids), slots, ids, [0, 0])
+    later = torch.tensor([[0, 5, IMAGE, IMAGE, 7, 3, 3],   # shares 4 tokens with its stored row
+                          [5, IMAGE, IMAGE, 6, 7, 8, 1]])  # identical: all but the last token
+    later_mask = (later != 0).long()
+    cont = continue_after(store, prefix_slots(later, later_mask, IMAGE, [["px1"], ["px2"]]),
+                          {"input_ids": later, "attention_mask": later_mask}, pad_id=0)
+    assert cont.width == 6
+    assert cont.input_ids.tolist() == [[0, 0, 5, IMAGE, IMAGE, 7, 3, 3],
+                                       [5, IMAGE, IMAGE, 6, 7, 8, 0, 1]]
+    assert cont.attention_mask.tolist() == [[0, 0, 1, 1, 1, 1, 1, 1],
+                                            [1, 1, 1, 1, 1, 1, 0, 1]]
+    assert cont.position_ids[0].tolist()[2:] == [0, 1, 2, 3, 4, 5]
+    assert cont.position_ids[1].tolist()[:6] + cont.position_ids[1].tolist()[-1:] == \
+        [0, 1, 2, 3, 4, 5, 6]
+    assert cont.cache.get_seq_length() == 6
+    assert store.stats()["reused"] == 2 and store.stats()["reused_tokens"] == 4 + 6
 
 
 @pytest.mark.parametrize("key", ["image_prefix_mb", "image_features_mb"])
