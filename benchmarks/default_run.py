@@ -57,6 +57,9 @@ def floor_seconds(run_dir: Path, threads: int) -> tuple[float, int, int]:
     from robustness.models.hf import HFAdapter
     from robustness.reference import checkpoint_path
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     torch.set_num_threads(threads)
     summary = json.loads((run_dir / "summary.json").read_text())
     records = [json.loads(line) for path in sorted((run_dir / "predictions").glob("*.jsonl"))

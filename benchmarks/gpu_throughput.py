@@ -191,11 +191,13 @@ def main(argv: list[str] | None = None) -> int:
             return out
 
         def adapter_gd() -> list[str]:
+            adapter.clear_reuse()  # each pass from scratch, as a run's first condition
             res = adapter.next_token_scores([NextTokenRequest(p, ("A", "B"))
                                              for p in prompts["gd"]])
             return [max(r.logprobs, key=r.logprobs.get) for r in res]
 
         def adapter_ps() -> list[str]:
+            adapter.clear_reuse()
             res = adapter.loglikelihood([LoglikelihoodRequest(p, q.options)
                                          for p, q in zip(prompts["ps"], queries)])
             return ["AB"[int(r.scores[1].logprob / r.scores[1].n_tokens
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def adapter_mc() -> list[str]:
             settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+            adapter.clear_reuse()
             return [r.text.strip() for r in adapter.generate(
                 [GenerateRequest(p, settings) for p in prompts["mc"]])]
 

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return official_gd_choices(adapter, model, tok, gd_prompts)
 
         def gd_adapter() -> list[str]:
+            adapter.clear_reuse()  # each pass from scratch, as a run's first condition
             res = adapter.next_token_scores([NextTokenRequest(p, ("A", "B")) for p in gd_prompts])
             return [max(r.logprobs, key=r.logprobs.get) for r in res]
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             return official_ps_choices(adapter, model, tok, ps_prompts, queries)
 
         def ps_adapter() -> list[str]:
+            adapter.clear_reuse()
             res = adapter.loglikelihood([LoglikelihoodRequest(p, q.options)
                                          for p, q in zip(ps_prompts, queries)])
             return ["AB"[int(r.scores[1].logprob / r.scores[1].n_tokens

@@ -459,10 +459,15 @@ class HFAdapter(WhiteBoxAdapter):
         """Whether the family takes the paper's plain-text wording (BLIP-2 style)."""
         return family_by_name(self.prompt_family).plain_prompts
 
-    def close(self) -> None:
+    def clear_reuse(self) -> None:
+        """Forget the stored prompts and vision features (a benchmark timing one pass from
+        scratch; a new run starts with none)."""
         for store in (self._prefixes, self._features):
             if store is not None:
                 store.clear()
+
+    def close(self) -> None:
+        self.clear_reuse()
         if self._loaded is not None:
             with _REGISTRY_LOCK:
                 _REGISTRY.pop(self.load_key(), None)

@@ -109,17 +109,19 @@ class PrefixStore:
         if any(k.dim() != 4 or k.shape[2] < width for k, _ in layers):
             self.refused += len(slots)  # a layer kept a window, not every position
             return
+        per_token = sum(k[0, :, 0].numel() * k.element_size() + v[0, :, 0].numel()
+                        * v.element_size() for k, v in layers)
         for r, (slot, first) in enumerate(zip(slots, first_positions)):
             if slot.key in self._entries:
+                continue
+            size = per_token * (width - slot.start)
+            if self._bytes + size > self.max_bytes:
+                self.refused += 1
                 continue
             cut = slice(slot.start, width)
             entry = PrefixEntry(ids=input_ids[r, cut].clone(),
                                 layers=[(k[r, :, cut].clone(), v[r, :, cut].clone())
                                         for k, v in layers], first_position=first)
-            size = entry.nbytes
-            if self._bytes + size > self.max_bytes:
-                self.refused += 1
-                continue
             self._entries[slot.key] = entry
             self._bytes += size
             self.recorded += 1
