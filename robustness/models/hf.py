@@ -650,8 +650,8 @@ class HFAdapter(WhiteBoxAdapter):
         them (run under ``inference_mode``: unseen images go through the vision tower)."""
         loaded = self.load()
         if self._features is None or not loaded.family.image_features_reuse or \
-                "pixel_values" not in inputs:
-            return inputs
+                "pixel_values" not in inputs or "mm_encoder_outputs" not in loaded.forward_params:
+            return inputs  # (transformers releases before mm_encoder_outputs take pixels only)
         return self._features.inject(loaded.model, inputs,
                                      [img.digest for imgs in images for img in imgs])
 
@@ -742,8 +742,9 @@ class HFAdapter(WhiteBoxAdapter):
                 cont = continue_after(self._prefixes, slots, inputs, loaded.tokenizer.pad_token_id)
                 prompt, mask = cont.input_ids, cont.attention_mask
                 out = loaded.model.generate(input_ids=prompt, attention_mask=mask,
-                                            position_ids=cont.position_ids, cache=cont.cache,
-                                            generation_config=config, **cont.extra)
+                                            position_ids=cont.position_ids,
+                                            generation_config=config, **cont.extra,
+                                            **{self._cache_kwarg(): cont.cache})
             else:  # positions from the mask: every row's first token at 0
                 result = loaded.model.generate(**self._with_features(inputs, images),
                                                generation_config=config,
@@ -843,14 +844,20 @@ class HFAdapter(WhiteBoxAdapter):
 
     @staticmethod
     def _cache_of(out: Any) -> Any:
+        """The KV cache a forward pass or ``generate`` returned (``past_key_values`` in
+        transformers releases before it was renamed ``cache``)."""
         return getattr(out, "cache", None) or getattr(out, "past_key_values")
+
+    def _cache_kwarg(self) -> str:
+        """The name the loaded model's forward takes a KV cache by."""
+        return "cache" if "cache" in self.load().forward_params else "past_key_values"
 
     def _forward(self, inputs: dict[str, Any], **kwargs: Any) -> Any:
         loaded = self.load()
         if "logits_to_keep" in kwargs and "logits_to_keep" not in loaded.forward_params:
             kwargs.pop("logits_to_keep")
-        if "past_key_values" in kwargs and "cache" in loaded.forward_params:
-            kwargs["cache"] = kwargs.pop("past_key_values")
+        if "past_key_values" in kwargs:
+            kwargs[self._cache_kwarg()] = kwargs.pop("past_key_values")
         return loaded.model(**inputs, **kwargs)
 
     def _next_token_batch(self, requests: list[NextTokenRequest],

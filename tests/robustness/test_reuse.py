@@ -1,6 +1,7 @@
-"""Work a run never repeats: PS under option swap is served from the cache (its prompt shows no
-options), saliency maps are cached like answers, and graded probes are re-explained at one
-level by default."""
+"""Work a run never repeats: text-only probes continue from the clean prompts' stored KV cache
+and vision features with the same answers, PS under option swap is served from the cache (its
+prompt shows no options), saliency maps are cached like answers, and graded probes are
+re-explained at one level by default."""
 
 from __future__ import annotations
 
@@ -15,6 +16,26 @@ def run(tmp_path, name: str, *extra: str) -> dict:
                  f"cache.dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / name}",
                  *extra]) == 0
     return json.loads((tmp_path / name / "summary.json").read_text())
+
+
+def predictions(run_dir) -> dict[str, list]:
+    return {p.stem: [(r["choice"], r["raw"]["text"]) for r in map(json.loads,
+                                                                   p.read_text().splitlines())]
+            for p in sorted((run_dir / "predictions").glob("*.jsonl"))}
+
+
+def test_text_only_probes_reuse_the_clean_prompts_with_the_same_answers(tmp_path):
+    probes = "probe=[option_swap,expert_persona,gaussian_noise]"
+    on = run(tmp_path, "on", "mode=mc", probes, "explain=none", "cache.enabled=false")
+    off = run(tmp_path, "off", "mode=mc", probes, "explain=none", "cache.enabled=false",
+              "model.image_prefix_mb=0", "model.image_features_mb=0")
+    assert predictions(tmp_path / "on") == predictions(tmp_path / "off")
+    stats = on["model_stats"]
+    assert stats["image_prefixes"]["reused"] == 8  # option swap's 8 questions, nothing else
+    assert stats["image_prefixes"]["reused_tokens"] > 8 * 65  # the image and the question
+    assert stats["image_features"]["encoded"] == 8 + 8 * 5  # clean once, each noise level
+    assert stats["image_features"]["reused"] == 8  # persona (option swap needs no features)
+    assert "image_prefixes" not in off["model_stats"]
 
 
 def test_ps_under_option_swap_asks_the_model_nothing(tmp_path):
