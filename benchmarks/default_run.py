@@ -12,8 +12,9 @@ off, and the answering part vs its compute floor.
 3. The compute floor of that answering part: one vision-tower pass per distinct image and one
    decoder prefill per distinct prompt (the answer cache's misses), each measured batched on the
    loaded model (median of three) right after each run, so both see the same load;
-   ``floor_ratio`` = the median over the runs of (the conditions' summed time less the model's
-   load) ÷ that run's floor.
+   ``floor_ratio`` = the median over the runs of the answering part (the conditions' summed
+   ``answer_s``, the time in the mode and the model, less the model's load) ÷ that run's floor;
+   the same ratio for whole conditions (probes and scoring included) is printed above it.
 
 Prints the machine's load average before each step; last line ``floor_ratio: R``.
 
@@ -90,10 +91,11 @@ def floor_seconds(run_dir: Path, threads: int) -> tuple[float, int, int]:
     return statistics.median(floors), n_images, n_prompts
 
 
-def condition_times(run_dir: Path) -> tuple[dict[str, float], float]:
+def condition_times(run_dir: Path, key: str = "elapsed_s") -> tuple[dict[str, float], float]:
+    """Each condition's ``elapsed_s`` (or ``answer_s``) and the seconds the model's load took."""
     summary = json.loads((run_dir / "summary.json").read_text())
     load_s = (summary.get("model_stats") or {}).get("load_s", 0.0)
-    return {name: c["elapsed_s"] for name, c in summary["conditions"].items()}, load_s
+    return {name: c[key] for name, c in summary["conditions"].items()}, load_s
 
 
 def same_answers(a: Path, b: Path) -> bool:
@@ -123,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
               f"rerun_speedup: {cold / warm:.2f}")
 
         print(f"2. default run with explain=none, cold, {args.repeats} times ({load()})")
-        runs, floors = [], []
+        runs, answering_runs, floors = [], [], []
         for k in range(args.repeats):  # each run's floor measured right after it, same load
             run_dir = tmp_path / f"n{k}"
             run([*common, "explain=none", f"cache.dir={tmp_path / f'cn{k}'}",
                  f"hydra.run.dir={run_dir}"])
             runs.append(condition_times(run_dir))
+            answering_runs.append(condition_times(run_dir, "answer_s"))
             floors.append(floor_seconds(run_dir, args.threads))
         off_dir = tmp_path / "off"
         run([*common, "explain=none", "model.image_prefix_mb=0", "model.image_features_mb=0",
@@ -153,14 +156,19 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"3. compute floor of the answering part ({load()})")
         n_images, n_prompts = floors[0][1], floors[0][2]
-        answering = [sum(t.values()) - ld for t, ld in runs]
+        whole = [sum(t.values()) - ld for t, ld in runs]
+        answering = [sum(t.values()) - ld for t, ld in answering_runs]
         ratios = [a / f for a, (f, _, _) in zip(answering, floors)]
-        off_answering = sum(off.values()) - off_load
-        print(f"   {n_prompts} distinct prompts, {n_images} distinct images; per run: conditions "
-              "less the model's load / floor measured right after = "
+        off_answering = sum(condition_times(off_dir, "answer_s")[0].values()) - off_load
+        print(f"   {n_prompts} distinct prompts, {n_images} distinct images; per run: answering "
+              "(the conditions' answer_s less the model's load) / floor measured right after = "
               + ", ".join(f"{a:.2f} / {f:.2f} s" for a, (f, _, _) in zip(answering, floors))
-              + f"; reuse off {off_answering:.2f} s (ratio {off_answering / floors[-1][0]:.2f} "
+              + "; whole conditions (probes and scoring too) "
+              + ", ".join(f"{w:.2f}" for w in whole)
+              + f" s; reuse off {off_answering:.2f} s (ratio {off_answering / floors[-1][0]:.2f} "
               "to the last floor)")
+        whole_ratio = statistics.median(w / f for w, (f, _, _) in zip(whole, floors))
+        print(f"whole-condition ratio: {whole_ratio:.2f}")
         print(f"floor_ratio: {statistics.median(ratios):.2f}")
     return 0
 

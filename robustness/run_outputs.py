@@ -41,6 +41,7 @@ class ConditionResult:
     choices: dict[ChoiceKey, Any]
     cache: dict[str, int]
     elapsed_s: float
+    answer_s: float = 0.0  # of elapsed_s: the mode and model answering (not probes, scoring)
 
 
 def jsonable(obj: Any) -> Any:

@@ -246,6 +246,7 @@ class Runner:
         answers: AnswerMap = {}
         queries: QueryMap = {}
         scoring: list[Pair] = []
+        answer_s = 0.0
         for batch in _batches(pairs, self.settings.batch_pairs):
             self._interrupt.check()  # a Ctrl-C Python dropped inside a finaliser still stops
             if self.attacks.handles(probe):  # one attack batch for the batch's pairs
@@ -255,7 +256,10 @@ class Runner:
                 qs = self.condition_queries(probe, condition, pair, ctx)
                 batch_queries += qs
                 scoring.append(scoring_pair(pair, qs))
-            for q, a in zip(batch_queries, self._answer(batch_queries)):
+            asked = time.perf_counter()
+            batch_answers = self._answer(batch_queries)
+            answer_s += time.perf_counter() - asked
+            for q, a in zip(batch_queries, batch_answers):
                 answers[q.key] = a
                 queries[q.key] = q
             if bar is not None:
@@ -265,7 +269,7 @@ class Runner:
         after = self._cache_stats()
         cache = {k: after[k] - before.get(k, 0) for k in after}
         return ConditionResult(condition, answers, scoring, report, choices, cache,
-                               time.perf_counter() - started), queries
+                               time.perf_counter() - started, answer_s), queries
 
     def run(self) -> dict[str, Any]:
         """Run every condition, write the outputs, return the summary (``summary.json``)."""
@@ -389,6 +393,7 @@ class Runner:
         out["failures"] = dict(Counter(a.error for a in result.answers.values() if a.error))
         out["cache"] = result.cache
         out["elapsed_s"] = round(result.elapsed_s, 2)
+        out["answer_s"] = round(result.answer_s, 2)
         return out
 
     def _summary(self, conditions: dict[str, Any], failures: Counter, usage: Counter,
