@@ -681,9 +681,14 @@ class HFAdapter(WhiteBoxAdapter):
         if loaded.family.encode is not None:
             return self._to_device(loaded.family.encode(loaded.processor, texts, pil))
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
-        if any(pil):
-            kwargs["images"] = pil
-        inputs = loaded.processor(**kwargs)
+        if not any(pil):
+            inputs = loaded.processor(**kwargs)
+        elif self._features is not None and loaded.family.image_features_reuse:
+            with self._features.processing(loaded.processor,
+                                           [img.digest for imgs in images for img in imgs]):
+                inputs = loaded.processor(**kwargs, images=pil)
+        else:
+            inputs = loaded.processor(**kwargs, images=pil)
         return self._to_device(left_aligned(dict(inputs)))
 
     def _to_device(self, inputs: dict[str, Any]) -> dict[str, Any]:

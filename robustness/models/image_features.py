@@ -1,7 +1,9 @@
-"""Vision-tower outputs (after the projector) kept per pixel digest and handed back to the model.
+"""Per-image work kept per pixel digest: the processor's pixel rows and the vision tower's output.
 
 Every condition that shows the clean pixels (text-only probes, prompting strategies, PS's option
-rows) would otherwise run the vision tower on them again. Transformers models accept
+rows) would otherwise run the image processor and the vision tower on them again. The image
+processor is stood in for during the adapter's processor call, so the processor still writes
+the prompt's image tokens from pixel rows exactly as it computed them. Transformers models accept
 precomputed image features as ``mm_encoder_outputs``; for families whose processor gives one
 ``pixel_values`` row per image and whose ``get_image_features`` returns one feature tensor per
 image, as a list or stacked (verified per family in ``tests/robustness/models/test_families.py``), the adapter
@@ -14,6 +16,52 @@ from typing import Any, Sequence
 
 # per-image inputs of get_image_features, sliced to the images not yet stored
 PER_IMAGE_INPUTS = ("pixel_values", "image_sizes")
+
+
+def _flat(images: Any) -> list[Any]:
+    if isinstance(images, (list, tuple)):
+        return [img for part in images for img in _flat(part)]
+    return [images]
+
+
+class _StoredPixels:
+    """Stands in for a processor's image processor for one call: rows of images processed
+    before (same digest, same settings) come from the store, the rest from the real one. Any
+    output that is not one tensor row per image, or rows whose shapes differ, falls back to the
+    real image processor for the whole call."""
+
+    def __init__(self, inner: Any, store: "FeatureStore", digests: Sequence[str]) -> None:
+        self._inner, self._store, self._digests = inner, store, list(digests)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __call__(self, images: Any, *args: Any, **kwargs: Any) -> Any:
+        import torch
+        from transformers import BatchFeature
+
+        flat = _flat(images)
+        if len(flat) != len(self._digests) or args:
+            return self._inner(images, *args, **kwargs)
+        settings = repr(sorted(kwargs.items()))
+        keys = [(d, settings) for d in self._digests]
+        fresh = {k: i for i, k in reversed(list(enumerate(keys))) if k not in self._store.pixels}
+        if fresh:
+            out = self._inner([flat[i] for i in fresh.values()], **kwargs)
+            if not all(isinstance(v, torch.Tensor) and v.shape[0] == len(fresh)
+                       for v in out.values()):
+                return self._inner(images, *args, **kwargs)
+            for row, key in enumerate(fresh):
+                self._store.keep_pixels(key, {name: v[row] for name, v in out.items()})
+        if not all(k in self._store.pixels for k in keys):  # the store was full
+            return self._inner(images, *args, **kwargs)
+        rows = [self._store.pixels[k] for k in keys]
+        names = list(rows[0])
+        if any(list(r) != names or any(r[n].shape != rows[0][n].shape for n in names)
+               for r in rows):
+            return self._inner(images, *args, **kwargs)
+        self._store.pixels_reused += len(keys) - len(fresh)
+        return BatchFeature(data={n: torch.stack([r[n] for r in rows]) for n in names})
 
 
 class FeatureStore:
@@ -29,10 +77,25 @@ class FeatureStore:
         self.encoded = 0  # images run through the vision tower
         self.refused = 0  # features not kept because the store was full
         self._stacked = False  # the model's own form: one tensor of all images, or a list
+        self.pixels: dict[tuple[str, str], dict[str, Any]] = {}  # (digest, settings) -> row
+        self.pixels_reused = 0  # images whose pixel rows came from here
 
     def clear(self) -> None:
         self._features.clear()
+        self.pixels.clear()
         self._bytes = 0
+
+    def keep_pixels(self, key: tuple[str, str], row: dict[str, Any]) -> None:
+        size = sum(v.numel() * v.element_size() for v in row.values())
+        if self._bytes + size > self.max_bytes:
+            self.refused += 1
+            return
+        self.pixels[key] = row
+        self._bytes += size
+
+    def processing(self, processor: Any, digests: Sequence[str]) -> "_Swap":
+        """A context in which ``processor`` takes stored pixel rows for these images."""
+        return _Swap(processor, _StoredPixels(processor.image_processor, self, digests))
 
     def keep(self, digest: str, features: Any) -> None:
         size = features.numel() * features.element_size()
@@ -45,7 +108,8 @@ class FeatureStore:
         self._bytes += size
 
     def stats(self) -> dict[str, Any]:
-        return {"reused": self.reused, "encoded": self.encoded, "refused": self.refused,
+        return {"reused": self.reused, "encoded": self.encoded,
+                "pixels_reused": self.pixels_reused, "refused": self.refused,
                 "mib": round(self._bytes / 2 ** 20, 1)}
 
     def inject(self, model: Any, inputs: dict[str, Any], digests: Sequence[str]) -> dict[str, Any]:
@@ -90,3 +154,17 @@ class FeatureStore:
         out_inputs["mm_encoder_outputs"] = {
             "image": BaseModelOutputWithPooling(pooler_output=features)}
         return out_inputs
+
+
+class _Swap:
+    """Puts a stand-in image processor on a processor for one ``with`` block."""
+
+    def __init__(self, processor: Any, stand_in: _StoredPixels) -> None:
+        self._processor, self._stand_in = processor, stand_in
+
+    def __enter__(self) -> None:
+        self._inner = self._processor.image_processor
+        self._processor.image_processor = self._stand_in
+
+    def __exit__(self, *exc: Any) -> None:
+        self._processor.image_processor = self._inner

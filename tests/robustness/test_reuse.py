@@ -35,6 +35,7 @@ def test_text_only_probes_reuse_the_clean_prompts_with_the_same_answers(tmp_path
     assert stats["image_prefixes"]["reused_tokens"] > 8 * 65  # the image and the question
     assert stats["image_features"]["encoded"] == 8 + 8 * 5  # clean once, each noise level
     assert stats["image_features"]["reused"] == 8  # persona (option swap needs no features)
+    assert stats["image_features"]["pixels_reused"] == 8 + 8  # option swap and persona
     assert "image_prefixes" not in off["model_stats"]
 
 

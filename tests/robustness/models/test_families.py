@@ -119,17 +119,28 @@ def reuse_differences(path, reuse: HFAdapter, plain: HFAdapter) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_image_prefix_reuse_answers_exactly_as_without_it(build_family, family):
-    path = build_family(family)
-    reuse = adapter(path, 2, image_features_mb=0)
-    plain = adapter(path, 3, image_prefix_mb=0, image_features_mb=0)
+STATS = {"image_prefix_mb": "image_prefixes", "image_features_mb": "image_features"}
+
+
+def only_reuse(path, budget: str) -> tuple[HFAdapter, HFAdapter, dict | None]:
+    """An adapter with only the reuse ``budget`` names on and one with none, checked to answer
+    alike; the reuse's stats, or ``None`` where the family has it off (and reports nothing)."""
+    others = {b: 0 for b in STATS if b != budget}
+    reuse, plain = adapter(path, 2, **others), adapter(path, 3, **{b: 0 for b in STATS})
     assert reuse_differences(path, reuse, plain) == []
     stats = reuse.stats()
-    if not reuse.spec.image_prefix_reuse:
-        assert "image_prefixes" not in stats
+    on = {"image_prefix_mb": reuse.spec.image_prefix_reuse,
+          "image_features_mb": reuse.spec.image_features_reuse}[budget]
+    assert (STATS[budget] in stats) == on
+    return reuse, plain, stats[STATS[budget]] if on else None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_image_prefix_reuse_answers_exactly_as_without_it(build_family, family):
+    reuse, plain, stats = only_reuse(build_family(family), "image_prefix_mb")
+    if stats is None:
         return
-    assert stats["image_prefixes"]["reused"] == 10  # every swapped request, both kinds
+    assert stats["reused"] == 10  # every swapped request, both kinds
     mirrored = [NextTokenRequest(p, ("A", "B")) for p in swapped_prompts(5, flip=True)]
     assert differences(reuse.next_token_scores(mirrored), plain.next_token_scores(mirrored)) == []
     assert reuse.stats()["image_prefixes"]["reused"] == 10  # other pixels: nothing reused
@@ -137,16 +148,11 @@ def test_image_prefix_reuse_answers_exactly_as_without_it(build_family, family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_stored_image_features_answer_exactly_as_the_vision_tower(build_family, family):
-    path = build_family(family)
-    reuse = adapter(path, 2, image_prefix_mb=0)
-    plain = adapter(path, 3, image_prefix_mb=0, image_features_mb=0)
-    assert reuse_differences(path, reuse, plain) == []
-    stats = reuse.stats()
-    if not reuse.spec.image_features_reuse:
-        assert "image_features" not in stats
-        return
-    assert stats["image_features"]["encoded"] == 6  # each image once, whatever asked for it
-    assert stats["image_features"]["reused"] >= 5 + 5 + 5 * 2
+    _, _, stats = only_reuse(build_family(family), "image_features_mb")
+    if stats is not None:
+        assert stats["encoded"] == 6  # each image once, whatever asked for it
+        assert stats["reused"] >= 5 + 5 + 5 * 2
+        assert stats["pixels_reused"] >= 5 + 5 + 5 * 2  # the image processor's rows too
 
 
 def forced(path, flag: str) -> tuple[list[str], dict]:
