@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence, Union
 
+from robustness.data.derived import DerivedDigests
 from robustness.data.types import OPTION_LABELS, Benchmark, OptionLabel, Pair
 from robustness.errors import ConfigError
 from robustness.data.query import Answer, Query
@@ -33,6 +34,7 @@ class ProbeContext:
     benchmark: Benchmark
     seed: int = 0
     load_queries: Any = None  # callable(pair) -> tuple[Query, Query] (clean queries of any pair)
+    derived: DerivedDigests | None = None  # digests of images derived in earlier runs
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ warp field is random. Pixels stay uint8 with the input's shape (grayscale H×W o
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import replace
 from typing import Any, ClassVar, Mapping, Sequence
@@ -22,7 +23,8 @@ import numpy as np
 from attacks.base import Condition, Probe, ProbeContext, derive_seed, source_image
 from robustness.data.types import Pair
 from robustness.errors import ConfigError
-from robustness.data.image import ImageInput
+from robustness.data.derived import DerivedDigests, derivation_key
+from robustness.data.image import DeferredImage, ImageInput
 from robustness.data.query import Query
 
 TARGETS = ("both", "image1", "image2")
@@ -35,6 +37,21 @@ def _albumentations():
     import albumentations as A
 
     return A
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> tuple[str, ...]:
+    """Versions of what draws the corruptions (a new one may draw different pixels)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("albumentations", "albucore", "numpy", "opencv-python-headless",
+                 "opencv-python"):
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pass
+    return tuple(out)
 
 
 def _cv2():
@@ -120,9 +137,24 @@ class ImageCorruption(Probe):
         for q in queries:
             if targeted(q, self.target):
                 seed = self.image_seed(level, pair.pair_id, source_image(q), ctx.seed)
-                q = replace(q, image=ImageInput(self.corrupt(q.image.pixels, level, seed)))
+                q = replace(q, image=self._corrupted(q.image, level, seed, ctx.derived))
             out.append(q)
         return tuple(out)
+
+    def _corrupted(self, image: ImageInput, level: int, seed: int,
+                   derived: DerivedDigests | None) -> ImageInput:
+        """The corrupted image; deferred when an earlier run recorded its digest."""
+        if derived is None:
+            return ImageInput(self.corrupt(image.pixels, level, seed))
+        key = derivation_key(type(self).__qualname__, dict(self.SEVERITIES[level]), seed,
+                             image.digest, _library_versions())
+        known = derived.get(key)
+        if known is not None:
+            return DeferredImage(lambda: self.corrupt(image.pixels, level, seed), known,
+                                 str(derived.path))
+        made = ImageInput(self.corrupt(image.pixels, level, seed))
+        derived.put(key, made.digest)
+        return made
 
 
 # ------------------------------------------------------------------------- noise

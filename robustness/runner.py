@@ -22,6 +22,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from attacks.base import Condition, Probe, ProbeContext, scoring_pair
 from explain.base import ExplainContext, Explainer
+from robustness.data.derived import DerivedDigests
 from robustness.data.types import Benchmark, Pair, pair_clusters
 from robustness.errors import ConfigError
 from robustness.interrupts import StopOnInterrupt
@@ -110,6 +111,9 @@ class Runner:
         self.conditions = self._plan()
         self.attacks = AttackSession(self.probes, adapter, mode)  # refuses what cannot work
         self._images: dict[str, tuple[ImageInput, ImageInput]] = {}
+        # corrupted images' digests from earlier runs: a rerun hashes no pixels it need not show
+        self._derived = (DerivedDigests(settings.cache_dir / "derived" / "corruptions.json")
+                         if settings.cache_dir is not None else None)
         self._clean: QueryMap = {}
         self._interrupt = StopOnInterrupt()  # active during run(); checked between batches
 
@@ -176,7 +180,7 @@ class Runner:
 
     def probe_context(self) -> ProbeContext:
         return ProbeContext(benchmark=self.benchmark, seed=self.settings.seed,
-                            load_queries=self.clean_pair_queries)
+                            load_queries=self.clean_pair_queries, derived=self._derived)
 
     def condition_queries(self, probe: Probe | None, condition: Condition, pair: Pair,
                           ctx: ProbeContext) -> list[Query]:
@@ -314,6 +318,8 @@ class Runner:
                                     position=1, leave=False) as bar:
                     result, queries = self.run_condition(probe, cond, ctx, bar)
                 results[cond.name] = result
+                if self._derived is not None:
+                    self._derived.save()
                 if probe is None:
                     clean = result
                     self.attacks.clean_answers = dict(result.answers)

@@ -7,7 +7,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -80,3 +80,25 @@ class ImageInput:
         buf = io.BytesIO()
         self.pil("L" if self.pixels.ndim == 2 else "RGB").save(buf, format="PNG")
         return buf.getvalue()
+
+
+class DeferredImage(ImageInput):
+    """An image whose digest is known before its pixels (a rerun's corruption, recorded the
+    first time it was computed): the answer cache needs only the digest, so the pixels are
+    computed on first use — a report's thumbnail, a cache miss — and checked against it."""
+
+    def __init__(self, make: Callable[[], np.ndarray], digest: str, source: str) -> None:
+        object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_digest", digest)
+        object.__setattr__(self, "_source", source)
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "pixels":
+            raise AttributeError(name)
+        made = ImageInput(self._make())
+        if made.digest != self._digest:
+            raise UserError(f"{self._source}: a recorded corruption no longer reproduces its "
+                            f"pixels (digest {made.digest[:12]} != {self._digest[:12]}); delete "
+                            "that file and run again")
+        object.__setattr__(self, "pixels", made.pixels)
+        return made.pixels

@@ -6,8 +6,9 @@ processor is stood in for during the adapter's processor call, so the processor 
 the prompt's image tokens from pixel rows exactly as it computed them. Transformers models accept
 precomputed image features as ``mm_encoder_outputs``; for families whose processor gives one
 ``pixel_values`` row per image and whose ``get_image_features`` returns one feature tensor per
-image, as a list or stacked (verified per family in ``tests/robustness/models/test_families.py``), the adapter
-computes only the images it has not seen and passes the rest from here.
+image, as a list or stacked (verified per family in ``tests/robustness/models/
+test_families.py``), the adapter computes only the images it has not seen and passes the rest
+from here. Kept rows are copies, so a stored image never holds on to its whole batch.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class _StoredPixels:
                        for v in out.values()):
                 return self._inner(images, *args, **kwargs)
             for row, key in enumerate(fresh):
-                self._store.keep_pixels(key, {name: v[row] for name, v in out.items()})
+                self._store.keep_pixels(key, {name: v[row].clone() for name, v in out.items()})
         if not all(k in self._store.pixels for k in keys):  # the store was full
             return self._inner(images, *args, **kwargs)
         rows = [self._store.pixels[k] for k in keys]
@@ -104,7 +105,7 @@ class FeatureStore:
         if self._bytes + size > self.max_bytes:
             self.refused += 1
             return
-        self._features[digest] = features
+        self._features[digest] = features.clone()
         self._bytes += size
 
     def stats(self) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""Digests of derived images (corruptions) by what derived them, kept in the cache folder.
+
+A rerun answers every question from the answer cache, which is keyed by pixel digests; without
+this record it would corrupt every image again only to hash it. With it, a corrupted image
+whose derivation (probe, its parameters, seed, source digest, library versions) was seen
+before becomes a :class:`~robustness.data.image.DeferredImage`: its pixels are computed only if
+something looks at them. The file is a cache: unreadable or missing means recompute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def derivation_key(*parts: Any) -> str:
+    """A stable key for what derived an image (JSON of ``parts``, hashed)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class DerivedDigests:
+    """``derivation key -> pixel digest``, read from ``path`` once, saved when asked."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._known: dict[str, str] = self._read() if path is not None else {}
+        self._new: dict[str, str] = {}
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text())  # type: ignore[union-attr]
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} \
+            if isinstance(data, dict) else {}
+
+    def get(self, key: str) -> str | None:
+        return self._known.get(key) or self._new.get(key)
+
+    def put(self, key: str, digest: str) -> None:
+        if self.get(key) is None:
+            self._new[key] = digest
+
+    def save(self) -> None:
+        """Merge what this run added into the file (atomic replace; a concurrent writer's
+        entries read back first, so parallel sweep jobs only ever add)."""
+        if self.path is None or not self._new:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        merged = {**self._read(), **self._known, **self._new}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".derived-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(merged, fh)
+        os.replace(tmp, self.path)
+        self._known, self._new = merged, {}
