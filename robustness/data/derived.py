@@ -47,8 +47,9 @@ class DerivedDigests:
             self._new[key] = digest
 
     def save(self) -> None:
-        """Merge what this run added into the file (atomic replace; a concurrent writer's
-        entries read back first, so parallel sweep jobs only ever add)."""
+        """Merge what this run added into the file (atomic replace, the file read back first so
+        other jobs' entries stay; two jobs saving at the same instant may drop one's additions,
+        which costs only a recomputation)."""
         if self.path is None or not self._new:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

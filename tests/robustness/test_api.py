@@ -20,7 +20,7 @@ VOLATILE = {"model_stats", "run_dir", "started_at", "elapsed_s", "cache", "confi
 def comparable(summary: dict) -> dict:
     out = {k: v for k, v in summary.items() if k not in VOLATILE}
     out["conditions"] = {name: {k: v for k, v in cond.items()
-                                if k not in ("cache", "elapsed_s")}
+                                if k not in ("cache", "elapsed_s", "answer_s")}
                          for name, cond in summary["conditions"].items()}
     return out
 
