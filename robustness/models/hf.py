@@ -459,6 +459,10 @@ class HFAdapter(WhiteBoxAdapter):
         """Whether the family takes the paper's plain-text wording (BLIP-2 style)."""
         return family_by_name(self.prompt_family).plain_prompts
 
+    def _holds_reuse(self) -> bool:
+        return any(store is not None and store.holds() for store in (self._prefixes,
+                                                                      self._features))
+
     def clear_reuse(self) -> None:
         """Forget the stored prompts and vision features (a benchmark timing one pass from
         scratch; a new run starts with none)."""
@@ -589,8 +593,11 @@ class HFAdapter(WhiteBoxAdapter):
             if is_out_of_memory(err) and len(batch) > 1:
                 self.oom_splits += 1
                 half = len(batch) // 2
-                log.warning("a batch of %d ran out of GPU memory; retrying as %d + %d",
-                            len(batch), half, len(batch) - half)
+                log.warning("a batch of %d ran out of GPU memory; retrying as %d + %d%s",
+                            len(batch), half, len(batch) - half,
+                            " without the stored prompts and features" if self._holds_reuse()
+                            else "")
+                self.clear_reuse()  # memory first for answering; reuse is only a saving
                 release_memory()
                 return (self._run_one_batch(batch[:half], run, fail)
                         + self._run_one_batch(batch[half:], run, fail))

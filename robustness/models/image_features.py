@@ -81,6 +81,9 @@ class FeatureStore:
         self.pixels: dict[tuple[str, str], dict[str, Any]] = {}  # (digest, settings) -> row
         self.pixels_reused = 0  # images whose pixel rows came from here
 
+    def holds(self) -> bool:
+        return bool(self._features) or bool(self.pixels)
+
     def clear(self) -> None:
         self._features.clear()
         self.pixels.clear()

@@ -95,6 +95,9 @@ class PrefixStore:
     def get(self, key: str) -> PrefixEntry:
         return self._entries[key]
 
+    def holds(self) -> bool:
+        return bool(self._entries)
+
     def clear(self) -> None:
         self._entries.clear()
         self._bytes = 0

@@ -53,10 +53,11 @@ def test_attention_implementation_is_used_and_part_of_the_identity(tiny_llava, a
     assert "attn_implementation" not in adapter(tiny_llava).identity()  # old cache keys hold
 
 
-def test_a_batch_out_of_memory_is_retried_at_half_size(tiny_llava, monkeypatch):
+def test_a_batch_out_of_memory_is_retried_at_half_size(tiny_llava, monkeypatch, caplog):
     reqs = [GenerateRequest(p, GenerationSettings(max_new_tokens=3)) for p in prompts(8)]
     expected = adapter(tiny_llava, 1).generate(reqs)
     ad = adapter(tiny_llava, 8)
+    ad.generate(reqs[:2])  # stored prompts and features: dropped first when memory runs out
     real_forward_batch = ad._generate_batch
     sizes: list[int] = []
 
@@ -72,3 +73,4 @@ def test_a_batch_out_of_memory_is_retried_at_half_size(tiny_llava, monkeypatch):
     assert all(r.error is None for r in got)
     assert sizes == [8, 4, 2, 2, 4, 2, 2]  # halved, then halved again; nothing one by one
     assert ad.stats()["oom_splits"] == 3
+    assert "retrying as 4 + 4 without the stored prompts and features" in caplog.text
