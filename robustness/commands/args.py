@@ -29,6 +29,11 @@ def hydra_command(argv: list[str], flag: str, prog: str) -> tuple[bool, list[str
     return flag in argv, overrides
 
 
+def add_column_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """The repeatable ``--column FIELD=NAME`` option (read with :func:`column_overrides`)."""
+    parser.add_argument("--column", action="append", default=[], metavar="FIELD=NAME", help=help)
+
+
 def column_overrides(items: list[str]) -> dict[str, str]:
     """``--column FIELD=NAME`` options as the ``dataset.columns`` mapping."""
     columns = {}

@@ -13,7 +13,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from robustness.commands.args import OneLineArgumentParser, column_overrides
+from robustness.commands.args import (OneLineArgumentParser, add_column_option,
+                                      column_overrides)
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -23,9 +24,7 @@ def build_parser() -> OneLineArgumentParser:
                     "running a model; list every problem.")
     parser.add_argument("path", metavar="PATH", help="table, folder with one table, or "
                                                      "MediConfusion-format folder")
-    parser.add_argument("--column", action="append", default=[], metavar="FIELD=NAME",
-                        help="map a field to your column name (repeatable), e.g. "
-                             "question=Frage")
+    add_column_option(parser, "map a field to your column name (repeatable), e.g. question=Frage")
     parser.add_argument("--window", help="DICOM/16-bit window: a preset (lung, bone, brain, …) "
                                          "or CENTRE,WIDTH")
     parser.add_argument("--frame", type=int, default=0, help="frame of multi-frame DICOMs")

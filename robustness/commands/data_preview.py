@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustness.commands.args import OneLineArgumentParser, column_overrides
+from robustness.commands.args import (OneLineArgumentParser, add_column_option,
+                                      column_overrides)
 from robustness.data.mediconfusion import load_benchmark
 from robustness.data.preview import contact_sheet
 from robustness.errors import UserError
@@ -19,9 +20,8 @@ def build_parser() -> OneLineArgumentParser:
                                                        "images/), a dataset.json path, or a table "
                                                        "of pairs (.csv, .tsv, .jsonl, .json), or hf:<hub id or dataset folder>")
     parser.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write")
-    parser.add_argument("--column", action="append", default=[], metavar="FIELD=NAME",
-                        help="your column name of a field, for tables and HF datasets "
-                             "(repeatable), e.g. question=Frage")
+    add_column_option(parser, "your column name of a field, for tables and HF datasets "
+                              "(repeatable), e.g. question=Frage")
     parser.add_argument("--split", default="test",
                         help="for a Hugging Face dataset (hf:<hub id or folder>): the split")
     parser.add_argument("--pairs", type=int, default=8, help="number of pairs, from the first (default 8)")

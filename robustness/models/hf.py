@@ -761,8 +761,7 @@ class HFAdapter(WhiteBoxAdapter):
                 result = loaded.model.generate(**self._with_features(inputs, images),
                                                generation_config=config,
                                                return_dict_in_generate=True)
-                self._prefixes.record(self._cache_of(result), slots, inputs["input_ids"],
-                                      [0] * len(slots))
+                self._prefixes.record(self._cache_of(result), slots, inputs["input_ids"])
                 out = result.sequences
         # decoder-only models return prompt + answer; some (encoder-decoder) the answer only
         echoed = out.shape[1] > prompt.shape[1] and torch.equal(out[:, : prompt.shape[1]], prompt)
@@ -897,8 +896,7 @@ class HFAdapter(WhiteBoxAdapter):
                 out = self._forward(self._with_features(inputs, images),
                                     position_ids=self._positions(inputs["attention_mask"]),
                                     use_cache=True, logits_to_keep=1)
-                self._prefixes.record(self._cache_of(out), slots, inputs["input_ids"],
-                                      [0] * len(slots))
+                self._prefixes.record(self._cache_of(out), slots, inputs["input_ids"])
         logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
         elapsed = (time.perf_counter() - start) / len(requests)
         results = []

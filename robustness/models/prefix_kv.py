@@ -6,9 +6,10 @@ filed under its image prefix (the tokens through the prompt's last image token p
 digests), and when every request of a later batch finds a stored prompt with its image prefix,
 it continues from the longest run of tokens the two prompts share (at least the image, often
 the question too) and prefills only the rest. Memory is bounded (first come, first kept).
-Positions: each entry remembers the rotary position of its first token, so the text after the
-shared part continues exactly where the original pass left off (left padding shifts positions
-uniformly per row, which rotary attention does not see). Measurements: ``docs/running.md``.
+Positions: prompts are recorded with their first token at position 0 (positions counted over
+attended tokens), so the text after the shared part continues at the shared length (left
+padding shifts positions uniformly per row, which rotary attention does not see).
+Measurements: ``docs/running.md``.
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ class PrefixSlot:
 
 @dataclass
 class PrefixEntry:
-    """One stored prompt: its token ids, per-layer keys and values ``[heads, tokens, dim]``, and
-    the position id its first token had when they were computed."""
+    """One stored prompt: its token ids and per-layer keys and values ``[heads, tokens, dim]``,
+    computed with its first token at position 0."""
 
     ids: Any
     layers: list[tuple[Any, Any]]
-    first_position: int
 
     @property
     def nbytes(self) -> int:
@@ -102,11 +102,10 @@ class PrefixStore:
         self._entries.clear()
         self._bytes = 0
 
-    def record(self, cache: Any, slots: Sequence[PrefixSlot], input_ids: Any,
-               first_positions: Sequence[int]) -> None:
+    def record(self, cache: Any, slots: Sequence[PrefixSlot], input_ids: Any) -> None:
         """Keep each row's prompt (``input_ids``, left-padded) from a batch ``cache``
-        (``[batch, heads, positions, dim]`` per layer, prompt first) computed with the rows'
-        first tokens at ``first_positions``."""
+        (``[batch, heads, positions, dim]`` per layer, prompt first) computed with each row's
+        first attended token at position 0."""
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         width = int(input_ids.shape[1])
         if any(k.dim() != 4 or k.shape[2] < width for k, _ in layers):
@@ -114,7 +113,7 @@ class PrefixStore:
             return
         per_token = sum(k[0, :, 0].numel() * k.element_size() + v[0, :, 0].numel()
                         * v.element_size() for k, v in layers)
-        for r, (slot, first) in enumerate(zip(slots, first_positions)):
+        for r, slot in enumerate(slots):
             if slot.key in self._entries:
                 continue
             size = per_token * (width - slot.start)
@@ -124,7 +123,7 @@ class PrefixStore:
             cut = slice(slot.start, width)
             entry = PrefixEntry(ids=input_ids[r, cut].clone(),
                                 layers=[(k[r, :, cut].clone(), v[r, :, cut].clone())
-                                        for k, v in layers], first_position=first)
+                                        for k, v in layers])
             self._entries[slot.key] = entry
             self._bytes += size
             self.recorded += 1
@@ -152,7 +151,7 @@ def continue_after(store: PrefixStore, slots: Sequence[PrefixSlot],
                    inputs: dict[str, Any], pad_id: int) -> Continuation:
     """The batch ``inputs`` with each row's shared opening taken from ``store``: those parts
     right-aligned in a cache of the longest one's width, the rest of each row left-padded behind
-    them, positions continuing each stored prompt's own."""
+    them, positions counted from each row's first token."""
     import torch
     from transformers import DynamicCache
 
@@ -182,9 +181,8 @@ def continue_after(store: PrefixStore, slots: Sequence[PrefixSlot],
         new_ids[r, t0:] = tail
         new_mask[r, p0:width] = 1
         new_mask[r, t0:] = 1
-        first = entry.first_position
-        positions[r, p0:width] = torch.arange(first, first + n, device=device)
-        positions[r, t0:] = torch.arange(first + n, first + n + tail.shape[0], device=device)
+        positions[r, p0:width] = torch.arange(n, device=device)
+        positions[r, t0:] = torch.arange(n, n + tail.shape[0], device=device)
         for name, tensor in extra.items():
             row = inputs[name][r, slot.start:]
             tensor[r, p0:width] = row[:n]

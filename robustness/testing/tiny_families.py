@@ -24,6 +24,11 @@ SIGLIP = {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_
           "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32, "patch_size": 8}
 
 
+# the one-layer 32-pixel vision tower the SmolVLM, BLIP-2 and InstructBLIP builders share
+TINY_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+               "num_attention_heads": 2, "image_size": 32, "patch_size": 8}
+
+
 def _save(model, processor, out: Path, pad_id: int, eos_id: int) -> Path:
     model.eval()
     model.generation_config.pad_token_id = pad_id
@@ -158,8 +163,7 @@ def build_tiny_smolvlm(out: Path, *, seed: int = 0) -> Path:
                                  video_processor=video_processor, image_seq_len=4,
                                  chat_template=IDEFICS3_TEMPLATE)
     config = SmolVLMConfig(
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        vision_config=dict(TINY_VISION),
         text_config=_text(tok), scale_factor=2, image_token_id=ids["<image>"],
         pad_token_id=ids["<|endoftext|>"])
     torch.manual_seed(seed)
@@ -272,8 +276,7 @@ def build_tiny_blip2(out: Path, *, seed: int = 0) -> Path:
             "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
             "init_std": 0.2}
     config = Blip2Config(
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        vision_config=dict(TINY_VISION),
         qformer_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                         "intermediate_size": 64, "encoder_hidden_size": 32,
                         "vocab_size": 64},
@@ -297,8 +300,7 @@ def build_tiny_instructblip(out: Path, *, seed: int = 0) -> Path:
         size={"height": 32, "width": 32}), tokenizer=tok, qformer_tokenizer=qformer_tok,
         num_query_tokens=4)
     config = InstructBlipConfig(
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        vision_config=dict(TINY_VISION),
         qformer_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                         "intermediate_size": 64, "encoder_hidden_size": 32,
                         "vocab_size": len(qformer_tok), "pad_token_id": qformer_tok.pad_token_id},

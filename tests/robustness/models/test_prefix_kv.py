@@ -47,12 +47,12 @@ def test_the_store_keeps_what_came_first_within_its_budget():
     slots = prefix_slots(ids, mask, IMAGE, [["px1"], ["px2"]])
     one_entry = 2 * 2 * (2 * 5 * 3) * 4  # layers x (k, v) x heads*tokens*dim floats (row 0)
     store = PrefixStore(max_bytes=one_entry)
-    store.record(cache_for(ids), slots, ids, [0, 0])
+    store.record(cache_for(ids), slots, ids)
     assert slots[0].key in store and slots[1].key not in store
     assert store.stats()["refused"] == 1 and not store.covers(slots)
     cache = cache_for(ids)
     big = PrefixStore(max_bytes=10 * one_entry)
-    big.record(cache, slots, ids, [0, 0])
+    big.record(cache, slots, ids)
     kept = big.get(slots[0].key)
     assert torch.equal(kept.layers[0][0], cache.layers[0].keys[0, :, 2:])  # unpadded prompt
     assert kept.ids.tolist() == [5, IMAGE, IMAGE, 7, 8]
@@ -62,7 +62,7 @@ def test_a_cache_that_kept_only_a_window_is_not_recorded():
     ids, mask = batch()
     slots = prefix_slots(ids, mask, IMAGE, [["px1"], ["px2"]])
     store = PrefixStore(max_bytes=1 << 20)
-    store.record(cache_for(ids[:, :4]), slots, ids, [0, 0])  # 4 of the prompts' 7 positions
+    store.record(cache_for(ids[:, :4]), slots, ids)  # 4 of the prompts' 7 positions
     assert not store.covers(slots) and store.stats()["refused"] == 2
 
 
@@ -70,7 +70,7 @@ def test_a_rebuilt_batch_continues_from_the_longest_shared_opening():
     ids, mask = batch()
     slots = prefix_slots(ids, mask, IMAGE, [["px1"], ["px2"]])
     store = PrefixStore(max_bytes=1 << 20)
-    store.record(cache_for(ids), slots, ids, [0, 0])
+    store.record(cache_for(ids), slots, ids)
     later = torch.tensor([[0, 5, IMAGE, IMAGE, 7, 3, 3],   # shares 4 tokens with its stored row
                           [5, IMAGE, IMAGE, 6, 7, 8, 1]])  # identical: all but the last token
     later_mask = (later != 0).long()
