@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from attacks.base import Condition
+from robustness.data.tiles import TileStore
 from robustness.data.types import OPTION_LABELS, Pair
 from robustness.metrics import ChoiceKey, ScoreReport
 from robustness.models.base import ModelAdapter
@@ -76,17 +77,6 @@ def atomic_write(path: Path, text: str) -> None:
 def safe_name(condition: str) -> str:
     """A condition name usable as a file name (``gaussian_noise@3`` stays as it is)."""
     return "".join(ch if ch.isalnum() or ch in "._-@=" else "_" for ch in condition)
-
-
-def thumbnail(pixels: np.ndarray, size: int) -> np.ndarray:
-    """``pixels`` letterboxed into a size×size RGB tile."""
-    from PIL import Image
-
-    img = Image.fromarray(pixels).convert("RGB")
-    img.thumbnail((size, size))
-    tile = Image.new("RGB", (size, size), (0, 0, 0))
-    tile.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
-    return np.asarray(tile)
 
 
 def write_predictions(run_dir: Path, result: ConditionResult, queries: QueryMap) -> Path:
@@ -192,16 +182,17 @@ def _caption_panel(lines: list[str], width: int) -> np.ndarray:
     return np.asarray(panel)
 
 
-def examples(result: ConditionResult, queries: QueryMap, n: int,
-             size: int = 192) -> list[ExampleImage]:
+def examples(result: ConditionResult, queries: QueryMap, n: int, size: int = 192,
+             tiles: TileStore | None = None) -> list[ExampleImage]:
     """The first ``n`` pairs as the model saw them under this condition, side by side, with the
     question, the options as shown, the right answer and the model's answer drawn under them."""
+    tiles = tiles or TileStore(None)
     out = []
     for pair in result.pairs[:n]:
-        tiles, parts = [], []
+        row, parts = [], []
         for image in (1, 2):
             q, a = queries[(pair.pair_id, image)], result.answers[(pair.pair_id, image)]
-            tiles.append(thumbnail(q.image.pixels, size))
+            row.append(tiles.tile(q.image, size))
             right = q.label_map.index(pair.correct[image - 1]) if pair.correct[image - 1] in \
                 q.label_map else None
             shown_right = OPTION_LABELS[right] if right is not None else pair.correct[image - 1]
@@ -210,7 +201,7 @@ def examples(result: ConditionResult, queries: QueryMap, n: int,
                          f"answer {shown_right} ({verdict})")
         q1 = queries[(pair.pair_id, 1)]
         gap = np.full((size, 6, 3), 255, dtype=np.uint8)
-        strip = np.concatenate([tiles[0], gap, tiles[1]], axis=1)
+        strip = np.concatenate([row[0], gap, row[1]], axis=1)
         lines = [f"{result.condition.name} · pair {pair.pair_id}", q1.question,
                  "   ".join(f"{OPTION_LABELS[i]}: {t}" for i, t in enumerate(q1.options)), *parts]
         card = np.concatenate([strip, _caption_panel(lines, strip.shape[1])], axis=0)
@@ -219,12 +210,14 @@ def examples(result: ConditionResult, queries: QueryMap, n: int,
 
 
 def write_report_inputs(run_dir: Path, result: ConditionResult, queries: QueryMap,
-                        image_pairs: int | None, size: int = 80) -> None:
+                        image_pairs: int | None, size: int = 80,
+                        tiles: TileStore | None = None) -> None:
     """What ``report.html`` draws from besides predictions: ``report/pairs.json`` (question and
     categories per pair) and JPEG thumbnails of the images shown, by digest, for the first
     ``image_pairs`` pairs of the condition (``None``: all)."""
     from PIL import Image
 
+    tiles = tiles or TileStore(None)
     folder = run_dir / "report" / "images"
     folder.mkdir(parents=True, exist_ok=True)
     pairs_file = run_dir / "report" / "pairs.json"
@@ -240,7 +233,7 @@ def write_report_inputs(run_dir: Path, result: ConditionResult, queries: QueryMa
             q = queries[(pair.pair_id, image)]
             path = folder / f"{q.image.digest[:16]}.jpg"
             if not path.exists():
-                tile = thumbnail(q.image.pixels, size)
+                tile = tiles.tile(q.image, size)
                 grey = bool((tile[..., 0] == tile[..., 1]).all() and (tile[..., 1] == tile[..., 2]).all())
                 tmp = path.with_suffix(".tmp")
                 Image.fromarray(tile[..., 0] if grey else tile).save(tmp, format="JPEG", quality=75)

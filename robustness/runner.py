@@ -23,6 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from attacks.base import Condition, Probe, ProbeContext, scoring_pair
 from explain.base import ExplainContext, Explainer
 from robustness.data.derived import DerivedDigests
+from robustness.data.tiles import TileStore
 from robustness.data.types import Benchmark, Pair, pair_clusters
 from robustness.errors import ConfigError
 from robustness.interrupts import StopOnInterrupt
@@ -114,6 +115,9 @@ class Runner:
         # corrupted images' digests from earlier runs: a rerun hashes no pixels it need not show
         self._derived = (DerivedDigests(settings.cache_dir / "derived" / "corruptions.json")
                          if settings.cache_dir is not None else None)
+        # report tiles by digest: a rerun's report draws no pixels (nor corruptions) again
+        self._tiles = TileStore(settings.cache_dir / "derived" / "tiles"
+                                if settings.cache_dir is not None else None)
         self._clean: QueryMap = {}
         self._interrupt = StopOnInterrupt()  # active during run(); checked between batches
 
@@ -325,7 +329,8 @@ class Runner:
                     self.attacks.clean_answers = dict(result.answers)
                 write_predictions(self.run_dir, result, queries)
                 write_report_inputs(self.run_dir, result, queries,
-                                    None if probe is None else self.settings.report_images)
+                                    None if probe is None else self.settings.report_images,
+                                    tiles=self._tiles)
                 if self.attacks.handles(probe):
                     self.attacks.save(self.run_dir, probe, cond, queries, self._clean,
                                       self.benchmark)
@@ -335,8 +340,8 @@ class Runner:
                 if probe is not None and self._same_pixels_as_clean(queries):
                     self.tracker.log_examples(cond.name, [], same_pixels_as="clean")
                 else:
-                    self.tracker.log_examples(cond.name, examples(result, queries,
-                                                                  self.settings.examples))
+                    self.tracker.log_examples(cond.name, examples(
+                        result, queries, self.settings.examples, tiles=self._tiles))
                 rows += answer_rows(result, queries)
                 failures.update(a.error for a in result.answers.values() if a.error)
                 count_usage(result.answers, usage)
