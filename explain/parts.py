@@ -9,7 +9,9 @@ through the mode's own templates and scored through the adapter (:mod:`explain.s
 captum's exact :class:`~captum.attr.ShapleyValues` over the parts (a binary presence vector per
 part) gives each part's contribution φ to the margin; every coalition is scored once (at most
 2^4 = 16 requests per query, all queries in one adapter call). A part's share is
-|φ| / Σ|φ| (percent); ``image_reliance`` is the image's share.
+|φ| / Σ|φ| (percent); ``image_reliance`` is the image's share. φ depends only on the coalition
+table, so with a :class:`ShapleyRecord` a rerun (its margins from the answer cache) reads φ back
+instead of loading captum again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from robustness.data.derived import KeyedRecord, derivation_key
 from robustness.data.types import OptionLabel
 from robustness.models.base import ModelAdapter
 from robustness.modes.base import AnsweringMode
@@ -49,13 +52,46 @@ class PartAttribution:
         return self.shares.get("image")
 
 
+class ShapleyRecord(KeyedRecord):
+    """φ per coalition table (``table_key``), kept in the cache folder."""
+
+    @staticmethod
+    def valid(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
+
+
+def table_key(parts: Sequence[str], table: dict[tuple[int, ...], float]) -> str:
+    """What φ is computed from: the parts, every coalition's margin and captum's version."""
+    from importlib.metadata import version
+
+    return derivation_key(list(parts), [[list(c), float(m)] for c, m in sorted(table.items())],
+                          f"captum=={version('captum')}")
+
+
+def exact_shapley(parts: Sequence[str], table: dict[tuple[int, ...], float]) -> list[float]:
+    """captum's exact Shapley values of the presence game given by ``table``."""
+    import torch
+    from captum.attr import ShapleyValues
+
+    def forward(presence: Any) -> Any:
+        rows = [tuple(int(v) for v in row) for row in presence.round().long().tolist()]
+        return torch.tensor([table[r] for r in rows], dtype=torch.float64)
+
+    ones = torch.ones((1, len(parts)), dtype=torch.float64)
+    return ShapleyValues(forward).attribute(
+        ones, baselines=torch.zeros_like(ones), feature_mask=torch.arange(len(parts))[None],
+        perturbations_per_eval=len(table))[0].tolist()
+
+
 class PartShapley:
-    """Exact Shapley values of the answer margin over input parts, via captum."""
+    """Exact Shapley values of the answer margin over input parts, via captum; ``record``
+    keeps them by coalition table."""
 
     name = "shapley"
 
-    def __init__(self, baseline: str = "black") -> None:
+    def __init__(self, baseline: str = "black", record: ShapleyRecord | None = None) -> None:
         self.baseline = check_baseline(baseline)
+        self.record = record or ShapleyRecord(None)
 
     def parts(self, scorer: AnswerScorer) -> tuple[str, ...]:
         return LETTER_PARTS if scorer.kind == "letter" else OPTION_PARTS
@@ -77,9 +113,6 @@ class PartShapley:
     def attribute(self, adapter: ModelAdapter, mode: AnsweringMode, queries: Sequence[Query],
                   targets: Sequence[OptionLabel],
                   scorer: AnswerScorer | None = None) -> list[PartAttribution]:
-        import torch
-        from captum.attr import ShapleyValues
-
         scorer = scorer or AnswerScorer(adapter, mode)
         parts = self.parts(scorer)
         coalitions = list(product((0, 1), repeat=len(parts)))
@@ -88,16 +121,11 @@ class PartShapley:
         out = []
         for i, (query, target) in enumerate(zip(queries, targets)):
             table = {c: flat[i * len(coalitions) + j] for j, c in enumerate(coalitions)}
-
-            def forward(presence: Any, table: dict = table) -> Any:
-                rows = [tuple(int(v) for v in row) for row in presence.round().long().tolist()]
-                return torch.tensor([table[r] for r in rows], dtype=torch.float64)
-
-            ones = torch.ones((1, len(parts)), dtype=torch.float64)
-            phi = ShapleyValues(forward).attribute(
-                ones, baselines=torch.zeros_like(ones),
-                feature_mask=torch.arange(len(parts))[None],
-                perturbations_per_eval=len(coalitions))[0].tolist()
+            key = table_key(parts, table)
+            phi = self.record.get(key)
+            if phi is None or len(phi) != len(parts):
+                phi = exact_shapley(parts, table)
+                self.record.put(key, phi)
             values = dict(zip(parts, phi))
             total = sum(abs(v) for v in phi)
             shares = {p: (100.0 * abs(v) / total if total > 0 else 0.0) for p, v in values.items()}

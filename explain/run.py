@@ -39,7 +39,7 @@ from explain.grounding import (Finding, check_sign, finding, mask_energy_ratio, 
 from explain.map_cache import CachedMaps
 from explain.methods import ImageExplainer, ImageMap, IntegratedGradients
 from explain.overlay import Panel, render_pair
-from explain.parts import PartAttribution, PartShapley, mean_shares
+from explain.parts import PartAttribution, PartShapley, ShapleyRecord, mean_shares
 from explain.references import ReferencePool
 from explain.sanity import (MODEL_FREE_REFERENCES, cascade_stages, model_free_map,
                             pointing_summary, randomised)
@@ -289,8 +289,11 @@ class SaliencyRun(Explainer):
         if self.parts:
             bar.set_postfix_str("image, question and option shares")
             scoring = scoring_adapter or adapter
-            parts = list(PartShapley(self.method.removal_baseline).attribute(
+            record = ShapleyRecord(None if cache_dir is None
+                                   else Path(cache_dir) / "saliency" / "shapley.json")
+            parts = list(PartShapley(self.method.removal_baseline, record).attribute(
                 scoring, mode, queries, targets, scorer=AnswerScorer(scoring, mode)))
+            record.save()
             bar.update(1)
         t_parts = time.perf_counter() - t0
 

@@ -1,6 +1,7 @@
-"""Digests of derived images (corruptions) by what derived them, kept in the cache folder.
+"""Results derived from inputs, kept in the cache folder by what derived them.
 
-A rerun answers every question from the answer cache, which is keyed by pixel digests; without
+:class:`KeyedRecord` is one JSON file of ``key -> value``; :class:`DerivedDigests` holds the
+digests of derived images (corruptions). A rerun answers every question from the answer cache, which is keyed by pixel digests; without
 this record it would corrupt every image again only to hash it. With it, a corrupted image
 whose derivation (probe, its parameters, seed, source digest, library versions) was seen
 before becomes a :class:`~robustness.data.image.DeferredImage`: its pixels are computed only if
@@ -23,28 +24,34 @@ def derivation_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class DerivedDigests:
-    """``derivation key -> pixel digest``, read from ``path`` once, saved when asked."""
+class KeyedRecord:
+    """``key -> JSON value`` read from ``path`` once, saved when asked; entries that
+    :meth:`valid` refuses read as missing (recomputed)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._known: dict[str, str] = self._read() if path is not None else {}
-        self._new: dict[str, str] = {}
+        self._known: dict[str, Any] = self._read() if path is not None else {}
+        self._new: dict[str, Any] = {}
 
-    def _read(self) -> dict[str, str]:
+    @staticmethod
+    def valid(value: Any) -> bool:
+        return value is not None
+
+    def _read(self) -> dict[str, Any]:
         try:
             data = json.loads(self.path.read_text())  # type: ignore[union-attr]
         except (OSError, ValueError):
             return {}
-        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} \
+        return {k: v for k, v in data.items() if isinstance(k, str) and self.valid(v)} \
             if isinstance(data, dict) else {}
 
-    def get(self, key: str) -> str | None:
-        return self._known.get(key) or self._new.get(key)
+    def get(self, key: str) -> Any:
+        found = self._known.get(key)
+        return found if found is not None else self._new.get(key)
 
-    def put(self, key: str, digest: str) -> None:
+    def put(self, key: str, value: Any) -> None:
         if self.get(key) is None:
-            self._new[key] = digest
+            self._new[key] = value
 
     def save(self) -> None:
         """Merge what this run added into the file (atomic replace, the file read back first so
@@ -59,3 +66,11 @@ class DerivedDigests:
             json.dump(merged, fh)
         os.replace(tmp, self.path)
         self._known, self._new = merged, {}
+
+
+class DerivedDigests(KeyedRecord):
+    """``derivation key -> pixel digest`` of derived (corrupted) images."""
+
+    @staticmethod
+    def valid(value: Any) -> bool:
+        return isinstance(value, str)

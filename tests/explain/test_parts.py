@@ -63,3 +63,25 @@ def test_a_model_blind_to_the_image_has_no_image_reliance():
     model = FormulaAdapter(lambda px, text: 1.0 * ("nodule" in text))
     (parts,) = PartShapley().attribute(model, mode_from_config("gd"), [query()], ["A"])
     assert parts.image_reliance == 0.0 and parts.shares["question"] == pytest.approx(100.0)
+
+
+def test_a_kept_table_gives_its_values_back_without_captum(tmp_path, monkeypatch):
+    import explain.parts as parts_module
+    from explain.parts import ShapleyRecord
+
+    record = ShapleyRecord(tmp_path / "shapley.json")
+    (first,) = PartShapley(record=record).attribute(FormulaAdapter(additive),
+                                                    mode_from_config("gd"), [query()], ["A"])
+    record.save()
+
+    def no_captum(*args):
+        raise AssertionError("captum called for a kept table")
+
+    monkeypatch.setattr(parts_module, "exact_shapley", no_captum)
+    (again,) = PartShapley(record=ShapleyRecord(tmp_path / "shapley.json")).attribute(
+        FormulaAdapter(additive), mode_from_config("gd"), [query()], ["A"])
+    assert again.values == first.values and again.shares == first.shares
+    with pytest.raises(AssertionError, match="kept table"):  # another table is computed
+        PartShapley(record=ShapleyRecord(tmp_path / "shapley.json")).attribute(
+            FormulaAdapter(lambda px, text: 2.0 * ("nodule" in text)), mode_from_config("gd"),
+            [query()], ["A"])
