@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -144,6 +145,17 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def use_threads(threads: int) -> None:
+    """Give torch ``threads`` intra-op threads: now if it is loaded, else through the OpenMP and
+    MKL settings it reads when first imported (a fully cached rerun never imports it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+        return
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
 def torch_threads(setting: Any) -> int:
     """Intra-op threads for this job: ``threads`` if set, else the cores available divided by
     the number of jobs the launcher runs at once, so parallel jobs never oversubscribe."""
@@ -196,8 +208,6 @@ def run_experiment(cfg: Any, echo: bool = True) -> dict[str, Any]:
     """Build every part from ``cfg`` and run one experiment; returns the summary (and, with
     ``echo``, prints the condition table). With ``plan`` set it returns the plan instead and
     asks the model nothing."""
-    import torch
-
     from attacks import build_probes
     from robustness.models.cache import CachedAdapter
     from robustness.runner import Runner
@@ -210,7 +220,7 @@ def run_experiment(cfg: Any, echo: bool = True) -> dict[str, Any]:
     check_targets(resolved)  # before anything is built: no class from outside the allowlist
     settings = run_settings(cfg)
     threads = torch_threads(cfg.get("threads"))
-    torch.set_num_threads(threads)
+    use_threads(threads)
     choices = _choices()
     run_dir = _abspath(cfg.run_dir or _hydra_output_dir())
 

@@ -107,6 +107,8 @@ def clear_registry() -> None:
 
 
 def resolve_device(device: str) -> str:
+    if device == "cpu":  # without importing torch: a cached rerun may never need it
+        return device
     import torch
 
     if device == "auto":
@@ -380,7 +382,8 @@ class HFAdapter(WhiteBoxAdapter):
         on one are never served to the other; an unavailable device is refused here, before
         any work, even when every answer is cached."""
         device = resolve_device(self.device)
-        resolved = str(resolve_dtype(self.dtype, device)).removeprefix("torch.")
+        resolved = self.dtype if self.dtype != "auto" else \
+            str(resolve_dtype(self.dtype, device)).removeprefix("torch.")
         ident: dict[str, Any] = {"provider": "huggingface", "model_id": self._model_id,
                                  "revision": self.revision, "dtype": resolved,
                                  "device_type": device.split(":", 1)[0],
