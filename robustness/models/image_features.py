@@ -46,14 +46,19 @@ class _StoredPixels:
             return self._inner(images, *args, **kwargs)
         settings = repr(sorted(kwargs.items()))
         keys = [(d, settings) for d in self._digests]
-        fresh = {k: i for i, k in reversed(list(enumerate(keys))) if k not in self._store.pixels}
+        fresh: dict[tuple[str, str], int] = {}  # first position of each image not stored
+        for i, key in enumerate(keys):
+            if key not in self._store.pixels and key not in fresh:
+                fresh[key] = i
         if fresh:
             out = self._inner([flat[i] for i in fresh.values()], **kwargs)
             if not all(isinstance(v, torch.Tensor) and v.shape[0] == len(fresh)
                        for v in out.values()):
                 return self._inner(images, *args, **kwargs)
             for row, key in enumerate(fresh):
-                self._store.keep_pixels(key, {name: v[row].clone() for name, v in out.items()})
+                self._store.keep_pixels(key, {name: v[row] for name, v in out.items()})
+            if len(fresh) == len(keys):  # every image new: the processor's own output
+                return out
         if not all(k in self._store.pixels for k in keys):  # the store was full
             return self._inner(images, *args, **kwargs)
         rows = [self._store.pixels[k] for k in keys]
@@ -90,11 +95,12 @@ class FeatureStore:
         self._bytes = 0
 
     def keep_pixels(self, key: tuple[str, str], row: dict[str, Any]) -> None:
+        """Keep a copy of ``row`` (views into a batch) if it fits."""
         size = sum(v.numel() * v.element_size() for v in row.values())
         if self._bytes + size > self.max_bytes:
             self.refused += 1
             return
-        self.pixels[key] = row
+        self.pixels[key] = {name: v.clone() for name, v in row.items()}
         self._bytes += size
 
     def processing(self, processor: Any, digests: Sequence[str]) -> "_Swap":
