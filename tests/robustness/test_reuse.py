@@ -75,3 +75,39 @@ def test_one_level_per_probe_keeps_the_middle_and_the_rest():
              "pgd@0", "pgd@2", "pgd@8", "expert_persona"]
     assert one_level_per_probe(names) == ["option_swap", "gaussian_noise@2", "pgd@2",
                                           "expert_persona"]
+
+
+def test_a_rerun_draws_no_corruption_and_its_report_images_are_the_same(tmp_path, monkeypatch):
+    from attacks.corruptions import ImageCorruption
+
+    args = ("probe=[gaussian_noise]", "explain=none", "examples=1")
+    run(tmp_path, "first", *args)
+
+    def no_pixels(*a, **k):
+        raise AssertionError("a corruption was drawn again")
+
+    monkeypatch.setattr(ImageCorruption, "corrupt", no_pixels)
+    run(tmp_path, "second", *args)
+    first, second = (sorted((tmp_path / r / "report" / "images").iterdir()) for r in
+                     ("first", "second"))
+    assert [p.name for p in first] == [p.name for p in second] and len(first) == 8 + 5 * 8
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
+
+
+def test_a_cached_rerun_imports_no_torch_and_threads_still_apply(tmp_path):
+    import subprocess
+    import sys
+
+    args = ["dataset.pairs=2", "probe=[]", "explain=none", "logger=none", "progress=false",
+            "threads=1", f"cache.dir={tmp_path / 'cache'}"]
+    code = ("import sys; from robustness.cli import main; rc = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(rc)")
+    runs = [subprocess.run([sys.executable, "-c", code, *args, f"hydra.run.dir={tmp_path / n}"],
+                           capture_output=True, text=True, check=True).stdout.split()[-1]
+            for n in ("first", "second")]
+    assert runs == ["True", "False"]  # the second run loaded no model
+    threads = subprocess.run([sys.executable, "-c", "from robustness.experiment import "
+                              "use_threads; use_threads(1); import torch; "
+                              "print(torch.get_num_threads())"],
+                             capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert threads == "1"  # torch's default is every core
