@@ -761,9 +761,9 @@ class HFAdapter(WhiteBoxAdapter):
                                             generation_config=config, **cont.extra,
                                             **{self._cache_kwarg(): cont.cache})
             else:  # positions from the mask: every row's first token at 0
+                config.return_dict_in_generate = True  # (a copy) to keep the prompts' cache
                 result = loaded.model.generate(**self._with_features(inputs, images),
-                                               generation_config=config,
-                                               return_dict_in_generate=True)
+                                               generation_config=config)
                 self._prefixes.record(self._cache_of(result), slots, inputs["input_ids"])
                 out = result.sequences
         # decoder-only models return prompt + answer; some (encoder-decoder) the answer only
