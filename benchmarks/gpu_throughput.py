@@ -86,6 +86,17 @@ def build(shape: dict, out: Path, device: str, dtype) -> Path:
     return out
 
 
+def official_inputs(adapter, text: str, images) -> dict:
+    """What the official code feeds the model: the processor called on one prompt and its
+    images (no stored pixel rows, no padding), moved to the model's device and dtype."""
+    loaded = adapter.load()
+    pil = [img.pil("RGB") for img in images]
+    inputs = loaded.processor(text=[text], images=pil or None, return_tensors="pt")
+    dtype = loaded.model.dtype
+    return {k: (v.to(loaded.device, dtype) if v.is_floating_point() else v.to(loaded.device))
+            for k, v in inputs.items()}
+
+
 def official_gd_choices(adapter, model, tok, prompts) -> list[str]:
     """The official GD pattern: one forward per question, the last position's logits of
     ``encode('A')`` against ``encode('B')``."""
@@ -94,7 +105,7 @@ def official_gd_choices(adapter, model, tok, prompts) -> list[str]:
     ids_a, ids_b = (tok.encode(x, add_special_tokens=False)[0] for x in ("A", "B"))
     out = []
     for p in prompts:
-        inputs = adapter.encode([adapter.render(p)], [p.images])
+        inputs = official_inputs(adapter, adapter.render(p), p.images)
         with torch.inference_mode():
             logits = model(**inputs).logits[0, -1].float()
         out.append("A" if logits[ids_a] >= logits[ids_b] else "B")
@@ -113,7 +124,7 @@ def official_ps_choices(adapter, model, tok, prompts, queries) -> list[str]:
             text, answer = adapter.render_with_answer(p, option)
             k = (len(tok.encode(text + answer, add_special_tokens=False))
                  - len(tok.encode(text, add_special_tokens=False)))
-            inputs = adapter.encode([text + answer], [p.images])
+            inputs = official_inputs(adapter, text + answer, p.images)
             ids = inputs["input_ids"][0]
             with torch.inference_mode():
                 logits = model(**inputs).logits[0, -k - 1:-1].float()
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         def official_mc() -> list[str]:
             out = []
             for p in prompts["mc"]:
-                inputs = adapter.encode([adapter.render(p)], [p.images])
+                inputs = official_inputs(adapter, adapter.render(p), p.images)
                 with torch.inference_mode():
                     ids = model.generate(**inputs, max_new_tokens=args.max_new_tokens,
                                          do_sample=False)
