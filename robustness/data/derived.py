@@ -1,11 +1,12 @@
 """Results derived from inputs, kept in the cache folder by what derived them.
 
-:class:`KeyedRecord` is one JSON file of ``key -> value``; :class:`DerivedDigests` holds the
-digests of derived images (corruptions). A rerun answers every question from the answer cache, which is keyed by pixel digests; without
-this record it would corrupt every image again only to hash it. With it, a corrupted image
-whose derivation (probe, its parameters, seed, source digest, library versions) was seen
-before becomes a :class:`~robustness.data.image.DeferredImage`: its pixels are computed only if
-something looks at them. The file is a cache: unreadable or missing means recompute.
+:class:`KeyedRecord` is one JSON file of ``key -> value``. :class:`DerivedDigests` holds the
+digests of derived images (corruptions): a rerun answers every question from the answer cache,
+which is keyed by pixel digests; without this record it would corrupt every image again only to
+hash it. With it, a corrupted image whose derivation (probe, its parameters, seed, source
+digest, library versions) was seen before becomes a
+:class:`~robustness.data.image.DeferredImage`: its pixels are computed only if something looks
+at them. The file is a cache: unreadable or missing means recompute.
 """
 
 from __future__ import annotations

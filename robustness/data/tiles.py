@@ -32,7 +32,6 @@ class TileStore:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self.drawn = self.read = 0
 
     def tile(self, image: ImageInput, size: int) -> np.ndarray:
         """The size×size tile of ``image``: read back if kept, else drawn from its pixels."""
@@ -44,12 +43,10 @@ class TileStore:
                 with Image.open(path) as kept:
                     tile = np.asarray(kept.convert("RGB"))
                 if tile.shape == (size, size, 3):
-                    self.read += 1
                     return tile
             except OSError:
                 pass  # unreadable: drawn again below
         tile = thumbnail(image.pixels, size)
-        self.drawn += 1
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
