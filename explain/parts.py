@@ -16,6 +16,7 @@ instead of loading captum again.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any, Sequence
@@ -60,12 +61,17 @@ class ShapleyRecord(KeyedRecord):
         return isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
 
 
-def table_key(parts: Sequence[str], table: dict[tuple[int, ...], float]) -> str:
-    """What φ is computed from: the parts, every coalition's margin and captum's version."""
+@functools.lru_cache(maxsize=1)
+def _captum_version() -> str:
     from importlib.metadata import version
 
+    return f"captum=={version('captum')}"
+
+
+def table_key(parts: Sequence[str], table: dict[tuple[int, ...], float]) -> str:
+    """What φ is computed from: the parts, every coalition's margin and captum's version."""
     return derivation_key(list(parts), [[list(c), float(m)] for c, m in sorted(table.items())],
-                          f"captum=={version('captum')}")
+                          _captum_version())
 
 
 def exact_shapley(parts: Sequence[str], table: dict[tuple[int, ...], float]) -> list[float]:

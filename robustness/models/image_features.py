@@ -27,7 +27,8 @@ def _flat(images: Any) -> list[Any]:
 
 class _StoredPixels:
     """Stands in for a processor's image processor for one call: rows of images processed
-    before (same digest, same settings) come from the store, the rest from the real one. Any
+    before (same digest, same settings) come from the store, the rest from the real one (kept
+    in the store where they fit). Any
     output that is not one tensor row per image, or rows whose shapes differ, falls back to the
     real image processor for the whole call."""
 
@@ -50,18 +51,18 @@ class _StoredPixels:
         for i, key in enumerate(keys):
             if key not in self._store.pixels and key not in fresh:
                 fresh[key] = i
+        computed: dict[tuple[str, str], dict[str, Any]] = {}
         if fresh:
             out = self._inner([flat[i] for i in fresh.values()], **kwargs)
             if not all(isinstance(v, torch.Tensor) and v.shape[0] == len(fresh)
                        for v in out.values()):
                 return self._inner(images, *args, **kwargs)
             for row, key in enumerate(fresh):
-                self._store.keep_pixels(key, {name: v[row] for name, v in out.items()})
+                computed[key] = {name: v[row] for name, v in out.items()}
+                self._store.keep_pixels(key, computed[key])
             if len(fresh) == len(keys):  # every image new: the processor's own output
                 return out
-        if not all(k in self._store.pixels for k in keys):  # the store was full
-            return self._inner(images, *args, **kwargs)
-        rows = [self._store.pixels[k] for k in keys]
+        rows = [computed[k] if k in computed else self._store.pixels[k] for k in keys]
         names = list(rows[0])
         if any(list(r) != names or any(r[n].shape != rows[0][n].shape for n in names)
                for r in rows):

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 @dataclass(frozen=True)
 class PrefixSlot:
     """One batch row: the key of its image prefix, the row's first attended column and the
-    image prefix's token count (through the last image token)."""
+    image prefix's token count (through the last image token, what the key covers)."""
 
     key: str
     start: int
@@ -36,11 +36,6 @@ class PrefixEntry:
 
     ids: Any
     layers: list[tuple[Any, Any]]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(k.numel() * k.element_size() + v.numel() * v.element_size()
-                   for k, v in self.layers)
 
     def shared_with(self, row: Any) -> int:
         """How many leading tokens ``row`` (unpadded ids) has in common with this prompt, less
