@@ -28,9 +28,8 @@ def _flat(images: Any) -> list[Any]:
 class _StoredPixels:
     """Stands in for a processor's image processor for one call: rows of images processed
     before (same digest, same settings) come from the store, the rest from the real one (kept
-    in the store where they fit). Any
-    output that is not one tensor row per image, or rows whose shapes differ, falls back to the
-    real image processor for the whole call."""
+    in the store where they fit). Any output that is not one tensor row per image, or rows whose
+    shapes differ, falls back to the real image processor for the whole call."""
 
     def __init__(self, inner: Any, store: "FeatureStore", digests: Sequence[str]) -> None:
         self._inner, self._store, self._digests = inner, store, list(digests)
